@@ -1,0 +1,90 @@
+"""gpugrad: array automatic differentiation on NumPy (CPU) and CuPy (CUDA), to any order."""
+
+from __future__ import annotations
+
+from . import autograd, cuda, losses, nn, random, testing  # noqa: F401
+from .backend import default_device, device, set_default_device
+from .functional import grad, hessian, hvp, jacobian, value_and_grad
+from .graph import enable_grad, no_grad
+from .ops import (
+    abs,
+    add,
+    broadcast_to,
+    clip,
+    concat,
+    cos,
+    divide,
+    equal,
+    exp,
+    expand_dims,
+    expm1,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    log,
+    log1p,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    multiply,
+    negative,
+    norm,
+    not_equal,
+    pow,
+    relu,
+    reshape,
+    sigmoid,
+    sign,
+    sin,
+    softmax,
+    sqrt,
+    square,
+    squeeze,
+    stack,
+    subtract,
+    sum,
+    tan,
+    tanh,
+    transpose,
+    where,
+)
+from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.shape import one_hot, unstack
+from .tape import GradientTape
+from .tensor import Tensor, Variable
+
+__version__ = "0.1.0"
+
+float16 = "float16"
+float32 = "float32"
+float64 = "float64"
+int32 = "int32"
+int64 = "int64"
+bool_ = "bool"
+
+
+def from_dlpack(x) -> Tensor:
+    """A Tensor sharing memory with a DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
+    return Tensor(x)
+
+
+def reduce_sum(x, axis=None, keepdims=False):
+    return sum(x, axis=axis, keepdims=keepdims)
+
+
+def reduce_mean(x, axis=None, keepdims=False):
+    return mean(x, axis=axis, keepdims=keepdims)
+
+
+def reduce_max(x, axis=None, keepdims=False):
+    return max(x, axis=axis, keepdims=keepdims)
+
+
+def reduce_min(x, axis=None, keepdims=False):
+    return min(x, axis=axis, keepdims=keepdims)

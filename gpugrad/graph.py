@@ -1,0 +1,210 @@
+"""The recorded graph and the backward walk shared by the tape, autograd and functional APIs.
+
+An op records a :class:`Node` on its output only when some input is tracked: watched by (or
+computed on) a recording tape, or ``requires_grad``. A node keeps its inputs and a backward
+function written in gpugrad ops, so running it under an outer tape (or ``create_graph=True``)
+records the backward pass too: that is how every order of derivative works.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from .tensor import Tensor, Variable, is_float
+
+EMPTY = frozenset()
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.enabled = True  # False under no_grad / while a backward pass runs without create_graph
+        self.recording = EMPTY  # ids of the tapes now recording
+        self.autowatch = ()  # the recording tapes that watch trainable Variables when read
+
+
+STATE = _State()
+
+
+class Node:
+    """One recorded op: its inputs, a backward function and which graphs it belongs to.
+
+    ``backward(g, out, need)`` returns one gradient (a Tensor or None) per input, where ``need``
+    says which inputs want one.
+    """
+
+    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name")
+
+    def __init__(self, inputs, backward, tapes, rg, name):
+        self.inputs = inputs
+        self.backward = backward
+        self.tapes = tapes
+        self.rg = rg
+        self.freed = False
+        self.name = name
+        self.versions = None
+
+    def __repr__(self):
+        return f"<{self.name}Backward>"
+
+    def release(self):
+        self.inputs = None
+        self.backward = None
+
+
+def is_recording() -> bool:
+    return STATE.enabled and bool(STATE.recording)
+
+
+def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
+    """Wrap ``out_data`` in a Tensor and, if any input is tracked, record how to differentiate it.
+
+    ``inputs`` may hold Python numbers (constants); only Tensors are tracked.
+    """
+    out = Tensor._make(out_data)
+    st = STATE
+    if not st.enabled:
+        return out
+    rec = st.recording
+    rg = False
+    seen = None
+    for x in inputs:
+        if x.__class__ is Tensor:
+            if x._rg:
+                rg = True
+            t = x._tapes
+        elif isinstance(x, Tensor):
+            if x._rg:
+                rg = True
+            t = _autowatch(x, st) if (x._is_var and st.autowatch) else x._tapes
+        else:
+            continue
+        if t and rec:
+            seen = t if seen is None else seen | t
+    if seen is not None:
+        seen = seen & rec or None
+    if seen is None and not rg:
+        return out
+    if not is_float(out_data.dtype):
+        return out  # integer and bool results are never differentiated
+    node = Node(inputs, backward, seen, rg, name)
+    vs = [(x, x._version) for x in inputs if isinstance(x, Variable)]
+    if vs:
+        node.versions = vs
+    out._node = node
+    out._tapes = seen
+    out._rg = rg
+    return out
+
+
+def _autowatch(var, st):
+    if var.trainable:
+        have = var._tapes or EMPTY
+        for tape in st.autowatch:
+            if tape._id not in have:
+                tape._watch_one(var)
+    return var._tapes
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Nothing inside is recorded by any tape or for autograd."""
+    st = STATE
+    prev = st.enabled
+    st.enabled = False
+    try:
+        yield
+    finally:
+        st.enabled = prev
+
+
+@contextlib.contextmanager
+def enable_grad():
+    st = STATE
+    prev = st.enabled
+    st.enabled = True
+    try:
+        yield
+    finally:
+        st.enabled = prev
+
+
+def _check_versions(node):
+    for var, v in node.versions:
+        if var._version != v:
+            raise RuntimeError(
+                f"a Variable{' ' + repr(var.name) if var.name else ''} of shape {var.shape} needed for "
+                f"this gradient ({node.name}) was modified by an assign after it was used: it is at "
+                f"version {var._version}, the graph saved version {v}. Take the gradient before "
+                "assigning, or compute the forward pass again."
+            )
+
+
+def walk(targets, seeds, sources, keep, retain: bool, free):
+    """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
+
+    ``keep(node)`` says whether a node belongs to the graph being differentiated;
+    ``free(node)`` is called on each node passed when ``retain`` is false. Iterative: a
+    post-order DFS gives the topological order, then one reverse sweep.
+    """
+    source_ids = {id(s) for s in sources}
+    order = []
+    need = {}
+    visited = set()
+    stack = [(t, False) for t in targets]
+    while stack:
+        t, expanded = stack.pop()
+        tid = id(t)
+        if expanded:
+            n = t._node
+            need[tid] = tid in source_ids or any(
+                need.get(id(x), False) for x in n.inputs if isinstance(x, Tensor)
+            )
+            order.append(t)
+            continue
+        if tid in visited:
+            continue
+        visited.add(tid)
+        n = t._node
+        if n is not None and keep(n):
+            stack.append((t, True))
+            for x in n.inputs:
+                if isinstance(x, Tensor) and id(x) not in visited:
+                    stack.append((x, False))
+        else:
+            need[tid] = tid in source_ids
+
+    grads = {}
+    for t, g in zip(targets, seeds):
+        _accumulate(grads, t, g)
+    for t in reversed(order):
+        tid = id(t)
+        g = grads.get(tid)
+        n = t._node
+        if g is not None and need[tid]:
+            if n.versions:
+                _check_versions(n)
+            inputs = n.inputs
+            mask = tuple(isinstance(x, Tensor) and need.get(id(x), False) for x in inputs)
+            gin = n.backward(g, t, mask)
+            for x, m, gx in zip(inputs, mask, gin):
+                if m and gx is not None:
+                    _accumulate(grads, x, gx)
+            if tid not in source_ids:
+                del grads[tid]
+        if not retain:
+            free(n)
+    return {sid: grads.get(sid) for sid in source_ids}
+
+
+def _accumulate(grads, x, g):
+    k = id(x)
+    prev = grads.get(k)
+    if prev is None:
+        if g.shape != x.shape:
+            raise RuntimeError(
+                f"internal error: gradient of shape {g.shape} for an input of shape {x.shape}"
+            )
+        grads[k] = g
+    else:
+        grads[k] = prev + g

@@ -1,0 +1,141 @@
+"""Keras-style losses. Each returns the mean over the batch by default.
+
+``reduction``: ``'mean'`` (also ``'sum_over_batch_size'``) averages the per-sample losses,
+``'sum'`` adds them, ``'none'`` returns them. Probabilities given with ``from_logits=False`` are
+clipped into ``[1e-7, 1 − 1e-7]``; the logits paths never form ``log(softmax)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ops import loss as _L
+from .ops.base import check_devices
+from .ops.math import clip, log
+from .ops.reduce import mean, sum
+from .tensor import Tensor, as_tensor
+
+REDUCTIONS = ("mean", "sum", "none", "sum_over_batch_size")
+
+
+def _reduce(rows: Tensor, reduction: str) -> Tensor:
+    if reduction in ("mean", "sum_over_batch_size"):
+        return mean(rows)
+    if reduction == "sum":
+        return sum(rows)
+    if reduction == "none":
+        return rows
+    raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+
+
+def _pair(name, y_true, y_pred, same_shape=True):
+    y_pred = as_tensor(y_pred)
+    y_true = y_true if isinstance(y_true, Tensor) else Tensor(y_true, device=y_pred.device)
+    if y_true.device != y_pred.device:
+        check_devices(y_true, y_pred, name)
+    if y_pred.ndim == 0:
+        raise ValueError(f"{name}: y_pred must have at least one dimension, got a scalar")
+    if same_shape and y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"{name}: y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}; "
+            "they must match (reshape one of them explicitly)"
+        )
+    if same_shape and y_true.dtype != y_pred.dtype:
+        y_true = y_true.astype(y_pred.dtype)
+    return y_true, y_pred
+
+
+def mse(y_true, y_pred, reduction: str = "mean") -> Tensor:
+    """Mean squared error: mean over the last axis per sample, then ``reduction``."""
+    _reduce_check(reduction)
+    t, p = _pair("mse", y_true, y_pred)
+    return _reduce(_L.row_loss(_L.MSE, t, p), reduction)
+
+
+mean_squared_error = MSE = mse
+
+
+def binary_crossentropy(y_true, y_pred, from_logits: bool = False, reduction: str = "mean") -> Tensor:
+    """−[t·log p + (1−t)·log(1−p)], mean over the last axis; from logits in the softplus form."""
+    _reduce_check(reduction)
+    t, p = _pair("binary_crossentropy", y_true, y_pred)
+    spec = _L.BCE_LOGITS if from_logits else _L.BCE
+    return _reduce(_L.row_loss(spec, t, p), reduction)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, reduction: str = "mean") -> Tensor:
+    """−Σ t·log p over the last axis (``y_true`` one-hot or probabilities).
+
+    From logits it is ``logsumexp(z)·Σt − Σ t·z`` (one fused kernel on the GPU); from
+    probabilities, ``y_pred`` is normalized to sum to one and clipped, as Keras does.
+    """
+    _reduce_check(reduction)
+    t, p = _pair("categorical_crossentropy", y_true, y_pred)
+    if from_logits:
+        rows = _L.row_loss(_L.SOFTMAX_CE, t, p)
+    else:
+        q = clip(p / sum(p, axis=-1, keepdims=True), _L.EPSILON, 1.0 - _L.EPSILON)
+        rows = -sum(t * log(q), axis=-1)
+    return _reduce(rows, reduction)
+
+
+def sparse_categorical_crossentropy(labels, y_pred, from_logits: bool = False, reduction: str = "mean") -> Tensor:
+    """Cross-entropy with integer class ids ``labels`` of shape ``y_pred.shape[:-1]``."""
+    _reduce_check(reduction)
+    lab, p = _pair("sparse_categorical_crossentropy", labels, y_pred, same_shape=False)
+    lab = check_labels("sparse_categorical_crossentropy", lab, p)
+    if from_logits:
+        rows = _L.row_loss(_L.SPARSE_SOFTMAX_CE, lab, p)
+    else:
+        q = clip(p / sum(p, axis=-1, keepdims=True), _L.EPSILON, 1.0 - _L.EPSILON)
+        rows = -sum(_L._onehot_like(lab, p) * log(q), axis=-1)
+    return _reduce(rows, reduction)
+
+
+def check_labels(name: str, lab: Tensor, p: Tensor) -> Tensor:
+    """Integer labels of shape ``p.shape[:-1]`` with values in [0, classes)."""
+    if lab.dtype.kind == "f":
+        d = lab.data
+        if not bool((d == d.round()).all()):
+            raise TypeError(f"{name}: labels must be integer class ids, got non-integer values of {lab.dtype}")
+        lab = Tensor._make(d.astype(np.int64))
+    elif lab.dtype.kind not in "iu":
+        raise TypeError(f"{name}: labels must be integer class ids, got dtype {lab.dtype}")
+    if lab.ndim == p.ndim and lab.shape[-1:] == (1,):
+        lab = Tensor._make(lab.data.reshape(lab.shape[:-1]))
+    if lab.shape != p.shape[:-1]:
+        raise ValueError(
+            f"{name}: labels of shape {lab.shape} do not match predictions of shape {p.shape} "
+            f"(expected labels of shape {p.shape[:-1]})"
+        )
+    n = p.shape[-1]
+    if lab.size:
+        lo, hi = int(lab.data.min()), int(lab.data.max())
+        if lo < 0 or hi >= n:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})")
+    return lab
+
+
+def _reduce_check(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
+
+
+LOSSES = {
+    "mse": mse,
+    "mean_squared_error": mse,
+    "binary_crossentropy": binary_crossentropy,
+    "categorical_crossentropy": categorical_crossentropy,
+    "sparse_categorical_crossentropy": sparse_categorical_crossentropy,
+}
+
+
+def get(name):
+    """A loss function by name (or the callable itself)."""
+    if callable(name):
+        return name
+    key = str(name).lower()
+    if key not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}")
+    return LOSSES[key]

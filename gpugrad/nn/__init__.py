@@ -1,0 +1,3 @@
+"""Neural-network pieces: ``functional`` (PyTorch spellings)."""
+
+from . import functional  # noqa: F401

@@ -1,0 +1,97 @@
+"""All ops, and the Tensor operators and methods that call them."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+from . import activation, creation, linalg, loss, math, reduce, shape, softmax  # noqa: F401
+from .activation import relu, sigmoid, tanh
+from .linalg import matmul
+from .math import (
+    abs,
+    add,
+    clip,
+    cos,
+    divide,
+    equal,
+    exp,
+    expm1,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    sign,
+    sin,
+    sqrt,
+    square,
+    subtract,
+    tan,
+    where,
+)
+from .reduce import logsumexp, max, mean, min, norm, sum
+from .shape import (
+    broadcast_to,
+    concat,
+    expand_dims,
+    getitem,
+    matrix_transpose,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+)
+from .softmax import log_softmax, softmax
+
+
+def _install():
+    T = Tensor
+    T.__add__ = add
+    T.__radd__ = math._radd
+    T.__sub__ = subtract
+    T.__rsub__ = math._rsub
+    T.__mul__ = multiply
+    T.__rmul__ = math._rmul
+    T.__truediv__ = divide
+    T.__rtruediv__ = math._rdiv
+    T.__pow__ = pow
+    T.__rpow__ = math._rpow
+    T.__matmul__ = matmul
+    T.__rmatmul__ = lambda a, b: matmul(b, a)
+    T.__neg__ = negative
+    T.__abs__ = abs
+    T.__lt__ = less
+    T.__le__ = less_equal
+    T.__gt__ = greater
+    T.__ge__ = greater_equal
+    T.__eq__ = equal
+    T.__ne__ = not_equal
+    T.__hash__ = lambda self: id(self)
+    T.__getitem__ = getitem
+    T.T = property(lambda self: transpose(self))
+    T.mT = property(matrix_transpose)
+    for name, fn in [
+        ("sum", sum), ("mean", mean), ("max", max), ("min", min), ("logsumexp", logsumexp),
+        ("norm", norm), ("exp", exp), ("log", log), ("log1p", log1p), ("expm1", expm1),
+        ("sqrt", sqrt), ("square", square), ("sin", sin), ("cos", cos), ("tan", tan),
+        ("abs", abs), ("sigmoid", sigmoid), ("tanh", tanh), ("relu", relu), ("softmax", softmax),
+        ("log_softmax", log_softmax), ("matmul", matmul), ("clip", clip), ("squeeze", squeeze),
+        ("expand_dims", expand_dims), ("broadcast_to", broadcast_to), ("pow", pow),
+    ]:
+        setattr(T, name, fn)
+    T.reshape = lambda self, *shape: reshape(
+        self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    )
+    T.transpose = lambda self, *perm: transpose(
+        self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None
+    )
+    T.view = T.reshape
+
+
+_install()

@@ -1,0 +1,132 @@
+"""What every op shares: argument coercion, device checks, the one ``unbroadcast``, and the
+switch that sends CuPy arrays to our raw CUDA kernels."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import backend
+from ..graph import record  # noqa: F401  (re-exported for the op modules)
+from ..tensor import Tensor, as_tensor
+
+SCALARS = (int, float)
+USE_KERNELS = os.environ.get("GPUGRAD_KERNELS", "1") != "0"
+
+
+def on_gpu(d) -> bool:
+    return type(d) is not np.ndarray and not isinstance(d, np.generic) and backend.is_cupy_array(d)
+
+
+def kernels_for(d):
+    """The kernel module when ``d`` is a float32/float64 CuPy array and kernels are on, else None.
+
+    Everything else (NumPy arrays, other dtypes, ``GPUGRAD_KERNELS=0``) takes the generic array
+    path, which runs on NumPy and CuPy alike.
+    """
+    if type(d) is np.ndarray or not USE_KERNELS or not on_gpu(d) or d.dtype.char not in "fd":
+        return None
+    from .. import kernels
+
+    return kernels
+
+
+def check_devices(a: Tensor, b: Tensor, op: str) -> None:
+    da, db = a.device, b.device
+    if da != db:
+        raise RuntimeError(
+            f"{op}: tensors are on different devices ({da} and {db}); move one with .to('{da}') "
+            f"or .to('{db}') — gpugrad never copies across devices silently"
+        )
+
+
+def pair(a, b, op: str):
+    """Coerce a binary op's operands: Tensors stay, Python numbers stay as weak scalars,
+    anything else (lists, arrays) becomes a Tensor on the other operand's device."""
+    if isinstance(a, Tensor):
+        ad = a.data
+        if isinstance(b, Tensor):
+            bd = b.data
+            if type(ad) is not type(bd):
+                check_devices(a, b, op)
+        elif isinstance(b, SCALARS):
+            bd = b
+        else:
+            b = _coerce(b, a, op)
+            bd = b.data
+    elif isinstance(b, Tensor):
+        bd = b.data
+        if isinstance(a, SCALARS):
+            ad = a
+        else:
+            a = _coerce(a, b, op)
+            ad = a.data
+    else:
+        a = as_tensor(a)
+        b = _coerce(b, a, op)
+        ad, bd = a.data, b.data
+    return a, b, ad, bd
+
+
+def _coerce(x, like: Tensor, op: str) -> Tensor:
+    if backend.is_cupy_array(x) or isinstance(x, np.ndarray):
+        t = Tensor._make(x)
+        if type(x) is not type(like.data):
+            check_devices(t, like, op)
+        return t
+    if isinstance(x, (bool, np.generic)):
+        return as_tensor(float(x) if isinstance(x, np.floating) else x, like)
+    return Tensor(x, device=like.device, dtype=like.dtype if not hasattr(x, "dtype") else None)
+
+
+def unary(x) -> Tensor:
+    return x if isinstance(x, Tensor) else as_tensor(x)
+
+
+def broadcast_error(op: str, a, b) -> ValueError:
+    sa = getattr(a, "shape", ())
+    sb = getattr(b, "shape", ())
+    return ValueError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together")
+
+
+def unbroadcast(g: Tensor, x) -> Tensor | None:
+    """Sum ``g`` back to the shape of ``x`` (the input it flows to) after NumPy broadcasting.
+
+    Leading axes that broadcasting added are summed away; axes where ``x`` had length 1 are
+    summed with keepdims. Written in gpugrad ops, so it differentiates again.
+    """
+    if not isinstance(x, Tensor):
+        return None
+    shape = x.data.shape
+    gshape = g.data.shape
+    if gshape == shape:
+        return g
+    from .reduce import sum as _sum
+    from .shape import reshape
+
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
+    )
+    if axes:
+        g = _sum(g, axis=axes, keepdims=False)
+    if g.data.shape != shape:
+        g = reshape(g, shape)
+    return g
+
+
+def normalize_axis(axis, ndim: int):
+    """None, an int or a tuple -> a sorted tuple of non-negative axes (None means all)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, Tensor):
+        axis = axis.tolist()
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
+        out.append(a % ndim if ndim else 0)
+    return tuple(sorted(set(out)))

@@ -1,0 +1,83 @@
+"""Constructors: constant, tensor, zeros, ones, full, *_like, arange, linspace, eye."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..tensor import DEFAULT_FLOAT, Tensor
+
+
+def _dev(device):
+    return backend.normalize_device(device)
+
+
+def _float(dtype):
+    return DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+
+
+def _make(fn, dtype, device):
+    dev = _dev(device)
+    xp = backend.xp_for(dev)
+    if dev == "cpu":
+        return Tensor._make(fn(xp, dtype))
+    with backend.cupy().cuda.Device(int(dev.split(":")[1])):
+        return Tensor._make(fn(xp, dtype))
+
+
+def constant(value, dtype=None, device=None) -> Tensor:
+    """A Tensor from a number, list, NumPy/CuPy array or Tensor (floats default to float32)."""
+    if isinstance(value, Tensor) and dtype is None and device is None:
+        return Tensor._make(value.data)
+    return Tensor(value, dtype=dtype, device=device)
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """PyTorch's spelling of :func:`constant`, with ``requires_grad``."""
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def zeros(shape, dtype=None, device=None) -> Tensor:
+    return _make(lambda xp, dt: xp.zeros(shape, dtype=dt), _float(dtype), device)
+
+
+def ones(shape, dtype=None, device=None) -> Tensor:
+    return _make(lambda xp, dt: xp.ones(shape, dtype=dt), _float(dtype), device)
+
+
+def full(shape, fill_value, dtype=None, device=None) -> Tensor:
+    if dtype is None and isinstance(fill_value, (bool, int)) and not isinstance(fill_value, float):
+        dtype = np.asarray(fill_value).dtype
+    return _make(lambda xp, dt: xp.full(shape, fill_value, dtype=dt), _float(dtype), device)
+
+
+def _like(x, dtype, device, fn):
+    xd = x.data if isinstance(x, Tensor) else x
+    dt = np.dtype(dtype) if dtype is not None else np.asarray(xd).dtype if not hasattr(xd, "dtype") else xd.dtype
+    dev = device if device is not None else backend.device_of(xd)
+    return _make(lambda xp, d: fn(xp, np.shape(xd) if not hasattr(xd, "shape") else xd.shape, d), dt, dev)
+
+
+def zeros_like(x, dtype=None, device=None) -> Tensor:
+    return _like(x, dtype, device, lambda xp, s, d: xp.zeros(s, dtype=d))
+
+
+def ones_like(x, dtype=None, device=None) -> Tensor:
+    return _like(x, dtype, device, lambda xp, s, d: xp.ones(s, dtype=d))
+
+
+def arange(start, limit=None, delta=1, dtype=None, device=None) -> Tensor:
+    if limit is None:
+        start, limit = 0, start
+    if dtype is None:
+        isfloat = any(isinstance(v, float) for v in (start, limit, delta))
+        dtype = DEFAULT_FLOAT if isfloat else np.dtype(np.int64)
+    return _make(lambda xp, dt: xp.arange(start, limit, delta, dtype=dt), np.dtype(dtype), device)
+
+
+def linspace(start, stop, num, dtype=None, device=None) -> Tensor:
+    return _make(lambda xp, dt: xp.linspace(start, stop, int(num), dtype=dt), _float(dtype), device)
+
+
+def eye(num_rows, num_columns=None, dtype=None, device=None) -> Tensor:
+    return _make(lambda xp, dt: xp.eye(num_rows, num_columns, dtype=dt), _float(dtype), device)

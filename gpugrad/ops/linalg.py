@@ -1,0 +1,54 @@
+"""Matrix product with NumPy's ``matmul`` semantics (1-D operands, batch broadcasting)."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+from .base import pair, record, unbroadcast
+from .shape import expand_dims, matrix_transpose, reshape
+
+
+def matmul(a, b) -> Tensor:
+    a, b, ad, bd = pair(a, b, "matmul")
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or ad.ndim == 0 or bd.ndim == 0:
+        raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
+    ka = ad.shape[-1]
+    kb = bd.shape[-2] if bd.ndim > 1 else bd.shape[0]
+    if ka != kb:
+        raise ValueError(
+            f"matmul: shapes {tuple(ad.shape)} and {tuple(bd.shape)} are not aligned: "
+            f"{ka} (last axis of the first) != {kb} ({'second-to-last' if bd.ndim > 1 else 'only'} "
+            "axis of the second)"
+        )
+    try:
+        out = ad @ bd
+    except ValueError:
+        raise ValueError(
+            f"matmul: batch shapes of {tuple(ad.shape)} and {tuple(bd.shape)} cannot be broadcast together"
+        ) from None
+    return record(out, (a, b), _matmul_bwd, "matmul")
+
+
+def _matmul_bwd(g, out, need):
+    a, b = out._node.inputs
+    ga = gb = None
+    if a.ndim == 1 and b.ndim == 1:
+        return (g * b if need[0] else None, g * a if need[1] else None)
+    if a.ndim == 1:  # (k,) @ (..., k, n) -> (..., n)
+        g2 = expand_dims(g, -2)  # (..., 1, n)
+        if need[0]:
+            ga = unbroadcast(reshape(g2 @ matrix_transpose(b), g2.shape[:-2] + (a.shape[0],)), a)
+        if need[1]:
+            gb = unbroadcast(reshape(a, (a.shape[0], 1)) @ g2, b)
+        return ga, gb
+    if b.ndim == 1:  # (..., m, k) @ (k,) -> (..., m)
+        g2 = expand_dims(g, -1)  # (..., m, 1)
+        if need[0]:
+            ga = unbroadcast(g2 @ reshape(b, (1, b.shape[0])), a)
+        if need[1]:
+            gb = unbroadcast(reshape(matrix_transpose(a) @ g2, g2.shape[:-2] + (b.shape[0],)), b)
+        return ga, gb
+    if need[0]:
+        ga = unbroadcast(g @ matrix_transpose(b), a)
+    if need[1]:
+        gb = unbroadcast(matrix_transpose(a) @ g, b)
+    return ga, gb

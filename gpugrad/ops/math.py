@@ -1,0 +1,264 @@
+"""Elementwise arithmetic and math. Each gradient is one line of gpugrad ops.
+
+Backward functions take ``(g, out, need)``: the upstream gradient, the op's output Tensor (its
+node holds the inputs) and which inputs want a gradient.
+
+Tie conventions: ``maximum``/``minimum`` send the whole gradient to the first argument where the
+two are equal (as TensorFlow); ``abs`` has gradient 0 at 0.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, is_float
+from .base import broadcast_error, pair, record, unary, unbroadcast
+
+
+def _xp(d):
+    return backend.get_array_module(d)
+
+
+# -- binary -------------------------------------------------------------------------------------
+
+
+def _binary(name, fn, bwd):
+    def op(a, b):
+        a, b, ad, bd = pair(a, b, name)
+        try:
+            out = fn(ad, bd)
+        except ValueError as e:
+            if "broadcast" in str(e):
+                raise broadcast_error(name, ad, bd) from None
+            raise
+        return record(out, (a, b), bwd, name)
+
+    op.__name__ = name
+    return op
+
+
+def _add_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (unbroadcast(g, a) if need[0] else None, unbroadcast(g, b) if need[1] else None)
+
+
+def _sub_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (unbroadcast(g, a) if need[0] else None, unbroadcast(-g, b) if need[1] else None)
+
+
+def _mul_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (unbroadcast(g * b, a) if need[0] else None, unbroadcast(g * a, b) if need[1] else None)
+
+
+def _div_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (
+        unbroadcast(g / b, a) if need[0] else None,
+        unbroadcast(-g * a / (b * b), b) if need[1] else None,
+    )
+
+
+def _pow_bwd(g, out, need):
+    a, b = out._node.inputs
+    ga = gb = None
+    if need[0]:
+        ga = unbroadcast(g * b * a ** (b - 1), a)
+    if need[1] and not isinstance(a, Tensor):  # constant base: d(a**x)/dx = ln(a) a**x
+        gb = unbroadcast(g * out * float(np.log(a)), b)
+    elif need[1]:
+        pos = a > 0
+        safe = where(pos, a, 1.0)
+        gb = unbroadcast(g * out * where(pos, log(safe), 0.0), b)
+    return ga, gb
+
+
+def _max_bwd(g, out, need):
+    a, b = out._node.inputs
+    first = a >= b
+    return (
+        unbroadcast(where(first, g, 0.0), a) if need[0] else None,
+        unbroadcast(where(first, 0.0, g), b) if need[1] else None,
+    )
+
+
+def _min_bwd(g, out, need):
+    a, b = out._node.inputs
+    first = a <= b
+    return (
+        unbroadcast(where(first, g, 0.0), a) if need[0] else None,
+        unbroadcast(where(first, 0.0, g), b) if need[1] else None,
+    )
+
+
+def _np_pow(a, b):
+    return a**b
+
+
+add = _binary("add", lambda a, b: a + b, _add_bwd)
+subtract = _binary("subtract", lambda a, b: a - b, _sub_bwd)
+multiply = _binary("multiply", lambda a, b: a * b, _mul_bwd)
+divide = _binary("divide", lambda a, b: a / b, _div_bwd)
+pow = _binary("pow", _np_pow, _pow_bwd)  # noqa: A001
+maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd)
+minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd)
+
+
+def _radd(a, b):
+    return add(b, a)
+
+
+def _rsub(a, b):
+    return subtract(b, a)
+
+
+def _rmul(a, b):
+    return multiply(b, a)
+
+
+def _rdiv(a, b):
+    return divide(b, a)
+
+
+def _rpow(a, b):
+    return pow(b, a)
+
+
+def _compare(name, fn):
+    def op(a, b):
+        a, b, ad, bd = pair(a, b, name)
+        try:
+            return Tensor._make(fn(ad, bd))
+        except ValueError as e:
+            if "broadcast" in str(e):
+                raise broadcast_error(name, ad, bd) from None
+            raise
+
+    op.__name__ = name
+    return op
+
+
+less = _compare("less", lambda a, b: a < b)
+less_equal = _compare("less_equal", lambda a, b: a <= b)
+greater = _compare("greater", lambda a, b: a > b)
+greater_equal = _compare("greater_equal", lambda a, b: a >= b)
+equal = _compare("equal", lambda a, b: a == b)
+not_equal = _compare("not_equal", lambda a, b: a != b)
+
+
+# -- unary --------------------------------------------------------------------------------------
+
+
+def _unary(name, fn, bwd):
+    def op(x):
+        x = unary(x)
+        return record(fn(x.data), (x,), bwd, name)
+
+    op.__name__ = name
+    return op
+
+
+def _x(out):
+    return out._node.inputs[0]
+
+
+negative = _unary("negative", lambda d: -d, lambda g, out, need: (-g,))
+exp = _unary("exp", lambda d: _xp(d).exp(d), lambda g, out, need: (g * out,))
+log = _unary("log", lambda d: _xp(d).log(d), lambda g, out, need: (g / _x(out),))
+log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, out, need: (g / (_x(out) + 1.0),))
+expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, out, need: (g * (out + 1.0),))
+sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, out, need: (g * 0.5 / out,))
+square = _unary("square", lambda d: d * d, lambda g, out, need: (g * 2.0 * _x(out),))
+sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, out, need: (g * cos(_x(out)),))
+cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, out, need: (-g * sin(_x(out)),))
+tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, out, need: (g * (1.0 + out * out),))
+abs = _unary("abs", lambda d: _xp(d).abs(d), lambda g, out, need: (g * sign(_x(out)),))  # noqa: A001
+
+
+def sign(x) -> Tensor:
+    """-1, 0 or 1 (not differentiable: a constant to the graph)."""
+    x = unary(x)
+    return Tensor._make(_xp(x.data).sign(x.data))
+
+
+def where(cond, a, b) -> Tensor:
+    """``a`` where ``cond`` else ``b``, broadcasting all three; differentiable in ``a`` and ``b``."""
+    c = cond.data if isinstance(cond, Tensor) else cond
+    if isinstance(a, Tensor) or not isinstance(b, Tensor):
+        a, b, ad, bd = pair(a, b, "where")
+    else:
+        b, a, bd, ad = pair(b, a, "where")
+    xp = _xp(ad if hasattr(ad, "shape") else bd)
+    if not hasattr(c, "shape"):
+        c = xp.asarray(c)
+    try:
+        out = xp.where(c, ad, bd)
+    except ValueError as e:
+        raise ValueError(
+            f"where: shapes {tuple(c.shape)}, {getattr(ad, 'shape', ())} and {getattr(bd, 'shape', ())} "
+            "cannot be broadcast together"
+        ) from e
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
+        out = out.astype(np.result_type(a.dtype, b.dtype))
+    cond_t = Tensor._make(c)
+    return record(out, (a, b, cond_t), _where_bwd, "where")
+
+
+def _where_bwd(g, out, need):
+    a, b, cond = out._node.inputs
+    return (
+        unbroadcast(where(cond, g, 0.0), a) if need[0] else None,
+        unbroadcast(where(cond, 0.0, g), b) if need[1] else None,
+        None,
+    )
+
+
+def clip(x, clip_value_min, clip_value_max) -> Tensor:
+    """Limit ``x`` to [min, max]; the gradient passes where min ≤ x ≤ max and is 0 outside."""
+    x = unary(x)
+    lo = clip_value_min.data if isinstance(clip_value_min, Tensor) else clip_value_min
+    hi = clip_value_max.data if isinstance(clip_value_max, Tensor) else clip_value_max
+    xp = _xp(x.data)
+    out = xp.clip(x.data, lo, hi)
+    if out.dtype != x.dtype:
+        out = out.astype(x.dtype)
+    return record(out, (x, lo, hi), _clip_bwd, "clip")
+
+
+def _clip_bwd(g, out, need):
+    x, lo, hi = out._node.inputs
+    inside = (x >= lo).data & (x <= hi).data
+    return where(Tensor._make(inside), g, 0.0), None, None
+
+
+def cast(x, dtype) -> Tensor:
+    x = unary(x)
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    return record(x.data.astype(dtype), (x,), _cast_bwd, "cast")
+
+
+def _cast_bwd(g, out, need):
+    x = _x(out)
+    return (cast(g, x.dtype) if is_float(x.dtype) else None,)
+
+
+def sum_n(tensors):
+    """Elementwise sum of a list of tensors."""
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return out
+
+
+def log_base(x, base: float) -> Tensor:
+    return log(x) / float(np.log(base))
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "builtins", "np")]
+del builtins

@@ -1,0 +1,221 @@
+"""Shape ops: reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, indexing,
+and the move between devices. Their gradients only move numbers around."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from .base import check_devices, normalize_axis, record, unary, unbroadcast
+
+
+def _xp(d):
+    return backend.get_array_module(d)
+
+
+def reshape(x, shape) -> Tensor:
+    x = unary(x)
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        out = x.data.reshape(tuple(shape))
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into shape {tuple(shape)}") from None
+    return record(out, (x,), _reshape_bwd, "reshape")
+
+
+def _reshape_bwd(g, out, need):
+    return (reshape(g, out._node.inputs[0].data.shape),)
+
+
+def transpose(x, perm=None) -> Tensor:
+    x = unary(x)
+    if perm is None:
+        perm = tuple(range(x.ndim))[::-1]
+    perm = tuple(int(p) % max(x.ndim, 1) for p in perm)
+    inv = tuple(np.argsort(perm))
+
+    def bwd(g, out, need):
+        return (transpose(g, inv),)
+
+    return record(x.data.transpose(perm), (x,), bwd, "transpose")
+
+
+def matrix_transpose(x) -> Tensor:
+    """Swap the last two axes."""
+    x = unary(x)
+    perm = list(range(x.ndim))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return transpose(x, perm)
+
+
+def expand_dims(x, axis: int) -> Tensor:
+    x = unary(x)
+    return reshape(x, _xp(x.data).expand_dims(x.data, axis).shape)
+
+
+def squeeze(x, axis=None) -> Tensor:
+    x = unary(x)
+    if axis is None:
+        shape = tuple(n for n in x.shape if n != 1)
+    else:
+        axes = normalize_axis(axis, x.ndim)
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has length {x.shape[a]}, not 1")
+        shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+    return reshape(x, shape)
+
+
+def broadcast_to(x, shape) -> Tensor:
+    x = unary(x)
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    try:
+        out = _xp(x.data).broadcast_to(x.data, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {x.shape} to shape {shape}") from None
+    return record(out, (x,), _broadcast_bwd, "broadcast_to")
+
+
+def _broadcast_bwd(g, out, need):
+    return (unbroadcast(g, out._node.inputs[0]),)
+
+
+def _same_device(tensors, op):
+    for t in tensors[1:]:
+        if type(t.data) is not type(tensors[0].data):
+            check_devices(tensors[0], t, op)
+
+
+def concat(values, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis."""
+    ts = [unary(v) for v in values]
+    if not ts:
+        raise ValueError("concat: needs at least one tensor")
+    _same_device(ts, "concat")
+    ax = normalize_axis(axis, ts[0].ndim)[0]
+    for t in ts[1:]:
+        if t.ndim != ts[0].ndim or any(
+            a != b for i, (a, b) in enumerate(zip(t.shape, ts[0].shape)) if i != ax
+        ):
+            raise ValueError(
+                f"concat: shapes {ts[0].shape} and {t.shape} differ outside axis {ax}"
+            )
+    xp = _xp(ts[0].data)
+    out = xp.concatenate([t.data for t in ts], axis=ax)
+    bounds = np.cumsum([0] + [t.shape[ax] for t in ts])
+
+    def bwd(g, o, need):
+        idx = [slice(None)] * g.ndim
+        res = []
+        for i, m in enumerate(need):
+            if m:
+                idx[ax] = slice(int(bounds[i]), int(bounds[i + 1]))
+                res.append(getitem(g, tuple(idx)))
+            else:
+                res.append(None)
+        return tuple(res)
+
+    return record(out, tuple(ts), bwd, "concat")
+
+
+def stack(values, axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis."""
+    ts = [unary(v) for v in values]
+    if not ts:
+        raise ValueError("stack: needs at least one tensor")
+    for t in ts[1:]:
+        if t.shape != ts[0].shape:
+            raise ValueError(f"stack: all shapes must match, got {ts[0].shape} and {t.shape}")
+    return concat([expand_dims(t, axis) for t in ts], axis=axis)
+
+
+def unstack(x, axis: int = 0):
+    x = unary(x)
+    ax = normalize_axis(axis, x.ndim)[0]
+    idx = [slice(None)] * x.ndim
+    out = []
+    for i in range(x.shape[ax]):
+        idx[ax] = i
+        out.append(getitem(x, tuple(idx)))
+    return out
+
+
+def _plain_index(idx):
+    """Tensors inside an index become arrays."""
+    if isinstance(idx, Tensor):
+        return idx.data
+    if isinstance(idx, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in idx)
+    return idx
+
+
+def _is_advanced(idx) -> bool:
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return any(hasattr(i, "shape") or isinstance(i, list) for i in items)
+
+
+def getitem(x, idx) -> Tensor:
+    """``x[idx]`` with NumPy semantics; the gradient scatters back (adding where an index repeats)."""
+    x = unary(x)
+    idx = _plain_index(idx)
+    out = x.data[idx]
+    if not hasattr(out, "shape") or isinstance(out, np.generic):
+        out = np.asarray(out)
+
+    def bwd(g, o, need):
+        return (scatter_add(g, idx, x.shape),)
+
+    return record(out, (x,), bwd, "getitem")
+
+
+def scatter_add(g, idx, shape) -> Tensor:
+    """A tensor of ``shape``, zero except ``out[idx] += g``: the transpose of ``getitem``."""
+    g = unary(g)
+    xp = _xp(g.data)
+    out = xp.zeros(shape, dtype=g.dtype)
+    if _is_advanced(idx):
+        if xp is np:
+            np.add.at(out, idx, g.data)
+        else:
+            backend.cupy().add.at(out, idx, g.data)
+    else:
+        out[idx] = g.data
+
+    def bwd(gg, o, need):
+        return (getitem(gg, idx),)
+
+    return record(out, (g,), bwd, "scatter_add")
+
+
+def to_device(x, device: str) -> Tensor:
+    x = unary(x)
+    src = x.device
+    if src == device:
+        return x
+
+    def bwd(g, o, need):
+        return (to_device(g, src),)
+
+    return record(backend.to_device(x.data, device), (x,), bwd, "to_device")
+
+
+def one_hot(indices, depth: int, dtype=None, device=None) -> Tensor:
+    """A constant: ``out[..., k] = 1`` where ``indices == k``; indices outside [0, depth) give a zero row."""
+    if isinstance(indices, Tensor):
+        d = indices.data
+    else:
+        from ..tensor import _to_array
+
+        d = _to_array(indices, None, device)
+    if device is not None:
+        d = backend.to_device(d, backend.normalize_device(device))
+    xp = _xp(d)
+    d = xp.asarray(d)
+    if d.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {d.dtype}")
+    dt = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
+    return Tensor._make((d[..., None] == xp.arange(depth)).astype(dt))

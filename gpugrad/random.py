@@ -1,0 +1,67 @@
+"""Random tensors, reproducible with a seed on each backend.
+
+``seed(n)`` resets one generator per backend; an op-level ``seed=`` draws from a generator of
+its own, so the same call with the same seed gives the same numbers every time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .tensor import DEFAULT_FLOAT, Tensor
+
+_global_seed: int | None = None
+_generators: dict = {}
+
+
+def seed(n: int) -> None:
+    """Seed the global generators of every backend."""
+    global _global_seed
+    _global_seed = int(n)
+    _generators.clear()
+
+
+set_seed = seed
+
+
+def _generator(dev: str, op_seed):
+    if op_seed is not None:
+        return _new(dev, int(op_seed))
+    g = _generators.get(dev)
+    if g is None:
+        g = _generators[dev] = _new(dev, _global_seed)
+    return g
+
+
+def _new(dev, s):
+    if dev == "cpu":
+        return np.random.RandomState(s)
+    cp = backend.cupy()
+    with cp.cuda.Device(int(dev.split(":")[1])):
+        return cp.random.RandomState(s)
+
+
+def _draw(method, shape, dtype, device, seed, *args):
+    dev = backend.normalize_device(device)
+    dt = DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
+    g = _generator(dev, seed)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if dev == "cpu":
+        arr = getattr(g, method)(*args, size=shape).astype(dt, copy=False)
+    else:
+        with backend.cupy().cuda.Device(int(dev.split(":")[1])):
+            arr = getattr(g, method)(*args, size=shape, dtype=dt if method != "randint" else None).astype(dt)
+    return Tensor._make(arr)
+
+
+def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None) -> Tensor:
+    return _draw("normal", shape, dtype, device, seed, mean, stddev)
+
+
+def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None, device=None) -> Tensor:
+    return _draw("uniform", shape, dtype, device, seed, minval, maxval)
+
+
+def randint(shape, low, high, dtype="int64", seed=None, device=None) -> Tensor:
+    return _draw("randint", shape, dtype, device, seed, low, high)

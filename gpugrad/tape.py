@@ -1,0 +1,292 @@
+"""GradientTape: TensorFlow's way of asking for gradients, over the shared graph."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+from . import graph
+from .graph import EMPTY, STATE
+from .tensor import Tensor, Variable, is_float
+
+_ids = itertools.count(1)
+
+
+def flatten(struct):
+    """Leaves of a nested list/tuple/dict, and a function that rebuilds the structure."""
+    leaves = []
+
+    def visit(s):
+        if isinstance(s, (list, tuple)):
+            parts = [visit(x) for x in s]
+            return lambda it: type(s)(p(it) for p in parts) if not _is_namedtuple(s) else type(s)(
+                *(p(it) for p in parts)
+            )
+        if isinstance(s, dict):
+            parts = {k: visit(v) for k, v in s.items()}
+            return lambda it: {k: p(it) for k, p in parts.items()}
+        leaves.append(s)
+        return lambda it: next(it)
+
+    build = visit(struct)
+    return leaves, lambda values: build(iter(values))
+
+
+def _is_namedtuple(s):
+    return isinstance(s, tuple) and hasattr(s, "_fields")
+
+
+class GradientTape:
+    """Records operations on watched tensors so that gradients can be taken afterwards.
+
+    >>> with GradientTape() as tape:
+    ...     tape.watch(x)
+    ...     y = x * x
+    >>> dy_dx = tape.gradient(y, x)
+    """
+
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
+        self._id = next(_ids)
+        self._persistent = persistent
+        self._autowatch = watch_accessed_variables
+        self._watched: dict[int, Tensor] = {}
+        self._recording = False
+        self._used = False
+
+    # -- recording --------------------------------------------------------------------------------
+    def __enter__(self):
+        self._push()
+        return self
+
+    def __exit__(self, *exc):
+        self._pop()
+        self._unmark()
+        return False
+
+    def _push(self):
+        if self._recording:
+            raise RuntimeError("this GradientTape is already recording")
+        STATE.recording = STATE.recording | {self._id}
+        if self._autowatch:
+            STATE.autowatch = STATE.autowatch + (self,)
+        self._recording = True
+
+    def _pop(self):
+        if not self._recording:
+            return
+        STATE.recording = STATE.recording - {self._id}
+        if self._autowatch:
+            STATE.autowatch = tuple(t for t in STATE.autowatch if t is not self)
+        self._recording = False
+
+    def _unmark(self):
+        """Forget this tape on the watched tensors (they may outlive it by far)."""
+        me = frozenset((self._id,))
+        for t in self._watched.values():
+            if t._tapes:
+                t._tapes = t._tapes - me or None
+
+    def watch(self, tensor) -> None:
+        """Record operations on ``tensor`` (a Tensor, or a nested list of them) from now on."""
+        leaves, _ = flatten(tensor)
+        for t in leaves:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"GradientTape.watch takes Tensors, got {type(t).__name__}")
+            if not is_float(t.dtype):
+                raise TypeError(
+                    f"GradientTape.watch: a tensor of dtype {t.dtype} cannot be differentiated; "
+                    "only floating tensors can be watched (cast it with .astype('float32'))"
+                )
+            self._watch_one(t)
+
+    def _watch_one(self, t: Tensor) -> None:
+        t._tapes = (t._tapes or EMPTY) | {self._id}
+        self._watched[id(t)] = t
+
+    def watched_variables(self) -> tuple:
+        return tuple(t for t in self._watched.values() if isinstance(t, Variable))
+
+    @contextlib.contextmanager
+    def stop_recording(self):
+        """Operations inside are not recorded by this tape."""
+        if not self._recording:
+            raise ValueError("stop_recording() is only valid while the tape is recording")
+        self._pop()
+        try:
+            yield
+        finally:
+            self._push()
+
+    def reset(self) -> None:
+        """Forget everything recorded so far; keep recording if inside the ``with`` block."""
+        was = self._recording
+        self._pop()
+        self._unmark()
+        self._watched = {}
+        self._id = next(_ids)
+        self._used = False
+        if was:
+            self._push()
+
+    # -- gradients ----------------------------------------------------------------------------------
+    def _keep(self, node) -> bool:
+        t = node.tapes
+        return t is not None and self._id in t and node.inputs is not None
+
+    def _free(self, node) -> None:
+        t = node.tapes
+        if t is not None and self._id in t:
+            rest = t - {self._id}
+            node.tapes = rest or None
+            if not rest and not node.rg:
+                node.release()
+
+    def _source_ok(self, s) -> bool:
+        if id(s) in self._watched:
+            return True
+        n = s._node
+        return n is not None and self._keep(n)
+
+    def _check_usable(self):
+        if self._used and not self._persistent:
+            raise RuntimeError(
+                "GradientTape.gradient can only be called once on non-persistent tapes; "
+                "create the tape with GradientTape(persistent=True) to ask for several gradients"
+            )
+
+    def _run(self, targets, seeds, sources, retain):
+        srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s)]
+        got = graph.walk(targets, seeds, srcs, self._keep, retain, self._free)
+        return [got.get(id(s)) if isinstance(s, Tensor) else None for s in sources]
+
+    def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
+        """d(sum of targets)/d(sources), in the structure of ``sources``.
+
+        A source the target does not depend on, or that this tape neither watched nor computed,
+        gets ``None`` (zeros with ``unconnected_gradients='zero'``). ``output_gradients`` weights
+        each target (a vector-Jacobian product); without it a non-scalar target is summed.
+        """
+        self._check_usable()
+        if unconnected_gradients not in ("none", "zero"):
+            raise ValueError(
+                f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
+            )
+        targets, _ = flatten(target)
+        src_leaves, rebuild = flatten(sources)
+        seeds = _seeds(targets, output_gradients)
+        pairs = [(t, s) for t, s in zip(targets, seeds) if isinstance(t, Tensor)]
+        grads = self._run([p[0] for p in pairs], [p[1] for p in pairs], src_leaves, self._persistent)
+        if unconnected_gradients == "zero":
+            from .ops.creation import zeros_like
+
+            grads = [zeros_like(s) if g is None and isinstance(s, Tensor) else g for g, s in zip(grads, src_leaves)]
+        self._finish()
+        return rebuild(grads)
+
+    def _finish(self):
+        if not self._persistent:
+            self._used = True
+            self._unmark()
+            self._watched = {}
+
+    def jacobian(self, target, sources, unconnected_gradients="none"):
+        """J[i..., j...] = d target[i...] / d source[j...], for each source in ``sources``."""
+        self._check_usable()
+        src_leaves, rebuild = flatten(sources)
+        rows = _jacobian_rows(self, target, src_leaves)
+        out = [_stack_rows(r, target.shape, s, unconnected_gradients) for r, s in zip(rows, src_leaves)]
+        self._finish()
+        return rebuild(out)
+
+    def batch_jacobian(self, target, source, unconnected_gradients="none"):
+        """J[b, i..., j...] = d target[b, i...] / d source[b, j...], assuming rows are independent."""
+        self._check_usable()
+        from .ops.creation import zeros, zeros_like
+        from .ops.shape import reshape, stack
+
+        if target.shape[:1] != source.shape[:1]:
+            raise ValueError(
+                f"batch_jacobian: target shape {target.shape} and source shape {source.shape} "
+                "must share the batch (first) dimension"
+            )
+        b = target.shape[0]
+        inner = target.shape[1:]
+        n = 1
+        for k in inner:
+            n *= k
+        rows = []
+        for j in range(n):
+            seed = zeros((b, n), dtype=target.dtype, device=target.device).data
+            seed[:, j] = 1
+            g = self._run([target], [Tensor._make(seed.reshape(target.shape))], [source], True)[0]
+            if g is None:
+                g = zeros_like(source) if unconnected_gradients == "zero" else None
+            rows.append(g)
+        self._finish()
+        if any(r is None for r in rows):
+            return None
+        j = stack(rows, axis=1)  # (b, n, source...)
+        return reshape(j, (b, *inner, *source.shape[1:]))
+
+
+def _seeds(targets, output_gradients):
+    from .ops.creation import ones_like
+
+    if output_gradients is None:
+        return [ones_like(t) if isinstance(t, Tensor) else None for t in targets]
+    og, _ = flatten(output_gradients)
+    if len(og) != len(targets):
+        raise ValueError(f"output_gradients has {len(og)} entries for {len(targets)} targets")
+    out = []
+    for t, g in zip(targets, og):
+        if g is None:
+            out.append(ones_like(t))
+            continue
+        g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.dtype, device=t.device)
+        if g.shape != t.shape:
+            raise ValueError(f"output_gradients: shape {g.shape} does not match the target's shape {t.shape}")
+        out.append(g)
+    return out
+
+
+def _jacobian_rows(tape, target, sources):
+    from .ops.creation import zeros
+
+    rows = [[] for _ in sources]
+    for i in range(target.size):
+        seed = zeros((target.size,), dtype=target.dtype, device=target.device).data
+        seed[i] = 1
+        gs = tape._run([target], [Tensor._make(seed.reshape(target.shape))], sources, True)
+        for r, g in zip(rows, gs):
+            r.append(g)
+    return rows
+
+
+def _stack_rows(rows, tshape, source, unconnected):
+    from .ops.creation import zeros, zeros_like
+    from .ops.shape import reshape, stack
+
+    if all(r is None for r in rows):
+        if unconnected == "zero":
+            return zeros(tuple(tshape) + tuple(source.shape), dtype=source.dtype, device=source.device)
+        return None
+    rows = [zeros_like(source) if r is None else r for r in rows]
+    if not rows:
+        return zeros(tuple(tshape) + tuple(source.shape), dtype=source.dtype, device=source.device)
+    return reshape(stack(rows, axis=0), tuple(tshape) + tuple(source.shape))
+
+
+def composed_vjp(fn, inputs, cotangent, need):
+    """Gradients of ``fn(*inputs)`` weighted by ``cotangent``, found by recording ``fn`` again.
+
+    The backward of a fused kernel op uses this for its own backward: the recomputation and its
+    backward are recorded by whatever outer tape or ``create_graph`` asked for a higher order.
+    """
+    tape = GradientTape(watch_accessed_variables=False)
+    with graph.enable_grad(), tape:
+        for x, m in zip(inputs, need):
+            if m:
+                tape._watch_one(x)
+        out = fn(*inputs)
+    got = tape.gradient(out, list(inputs), output_gradients=cotangent)
+    return tuple(g if m else None for g, m in zip(got, need))

@@ -1,0 +1,315 @@
+"""Tensor and Variable: an array on one device plus the few fields the graph needs.
+
+Operators and math methods are attached by :mod:`gpugrad.ops`, which keeps this module free of
+import cycles. A Tensor's array is never written in place; a Variable's ``assign`` swaps in a new
+array and bumps a version counter, so a recorded graph that still needs the old value raises
+instead of giving a wrong gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+
+FLOAT_KINDS = "fc"
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def is_float(dtype) -> bool:
+    return dtype.kind in FLOAT_KINDS
+
+
+class Tensor:
+    """An immutable array value on one device (``'cpu'`` for NumPy, ``'cuda:N'`` for CuPy)."""
+
+    __slots__ = ("data", "_node", "_rg", "_tapes", "grad", "__weakref__")
+    __array_ufunc__ = None  # NumPy defers to our reflected operators: ndarray * Tensor -> Tensor
+    _is_var = False
+    _version = 0
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        arr = _to_array(data, dtype, device)
+        self.data = arr
+        self._node = None
+        self._rg = False
+        self._tapes = None
+        self.grad = None
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data):
+        """Wrap an array without any checks (the ops' fast path)."""
+        t = object.__new__(Tensor)
+        t.data = data
+        t._node = None
+        t._rg = False
+        t._tapes = None
+        t.grad = None
+        return t
+
+    # -- the usual attributes -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.is_cupy_array(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The value as a host NumPy array (a copy for GPU tensors and Variables)."""
+        d = self.data
+        if backend.is_cupy_array(d):
+            return d.get()
+        return np.array(d) if self._is_var else np.asarray(d)
+
+    def item(self):
+        return self.numpy().item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        if backend.is_cupy_array(self.data):
+            raise TypeError(
+                f"implicit conversion of a {self.device} tensor to a NumPy array is not allowed; "
+                "call .numpy() or .cpu() first"
+            )
+        a = np.asarray(self.data, dtype=dtype)
+        return np.array(a, copy=True) if copy else a
+
+    def __dlpack__(self, *args, **kwargs):
+        d = self.data
+        if not hasattr(d, "__dlpack__"):
+            d = np.asarray(d)
+        return d.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        d = self.data
+        if not hasattr(d, "__dlpack_device__"):
+            d = np.asarray(d)
+        return d.__dlpack_device__()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError("only integer tensors can be used as an index")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        dev = self.device
+        extra = f", device='{dev}'" if dev != "cpu" else ""
+        if self._rg:
+            extra += ", requires_grad=True"
+        body = np.array2string(self.numpy(), separator=", ", prefix=" " * 7)
+        return f"{type(self).__name__}({body}, shape={self.shape}, dtype={self.dtype}{extra})"
+
+    # -- devices ----------------------------------------------------------------------------------
+    def to(self, device=None, dtype=None) -> Tensor:
+        """A copy on ``device`` (and/or cast to ``dtype``); gradients flow through the move."""
+        from .ops import shape as _shape
+
+        out = self
+        if device is not None:
+            out = _shape.to_device(out, backend.normalize_device(device))
+        if dtype is not None:
+            out = out.astype(dtype)
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, index: int | None = None) -> Tensor:
+        return self.to("cuda" if index is None else f"cuda:{index}")
+
+    # -- autograd (PyTorch spelling) ----------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not is_float(self.dtype):
+            raise TypeError(
+                f"only tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
+        if not requires_grad and self._node is not None and self._rg:
+            raise RuntimeError(
+                "requires_grad can only be switched off on leaf tensors; use .detach() instead"
+            )
+        self._rg = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None or not self._rg
+
+    @property
+    def grad_fn(self):
+        n = self._node
+        return n if (n is not None and self._rg) else None
+
+    def detach(self) -> Tensor:
+        """The same value, cut from every graph."""
+        return Tensor._make(self.data)
+
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+
+    def astype(self, dtype) -> Tensor:
+        from .ops import math as _math
+
+        return _math.cast(self, dtype)
+
+
+class Variable(Tensor):
+    """A mutable Tensor (TensorFlow's ``tf.Variable``); trainable ones are watched by tapes.
+
+    ``assign`` swaps in a new array, so tensors computed earlier keep their values; a graph that
+    saved the old value raises a RuntimeError when it is differentiated afterwards.
+    """
+
+    __slots__ = ("trainable", "name", "_version")
+    _is_var = True
+
+    def __init__(self, value, trainable: bool = True, name: str | None = None, dtype=None, device=None):
+        if isinstance(value, Tensor):
+            value = value.data
+        arr = _to_array(value, dtype, device)
+        if trainable and not is_float(arr.dtype):
+            raise TypeError(f"a trainable Variable must have a floating dtype, got {arr.dtype}")
+        self.data = arr.copy() if hasattr(arr, "copy") else arr
+        self._node = None
+        self._rg = False
+        self._tapes = None
+        self.grad = None
+        self.trainable = bool(trainable)
+        self.name = name
+        self._version = 0
+
+    def _set(self, arr) -> Variable:
+        self.data = arr
+        self._version += 1
+        return self
+
+    def _value_like(self, value):
+        if isinstance(value, Tensor):
+            value = value.data
+        if backend.device_of(value) != self.device and hasattr(value, "shape"):
+            raise RuntimeError(
+                f"cannot assign a value on {backend.device_of(value)} to a Variable on {self.device}"
+            )
+        xp = backend.get_array_module(self.data)
+        arr = xp.asarray(value, dtype=self.dtype)
+        if arr.shape != self.shape:
+            raise ValueError(f"cannot assign a value of shape {arr.shape} to a Variable of shape {self.shape}")
+        return arr
+
+    def assign(self, value) -> Variable:
+        return self._set(self._value_like(value).copy())
+
+    def assign_add(self, delta) -> Variable:
+        return self._set(self.data + self._value_like(delta))
+
+    def assign_sub(self, delta) -> Variable:
+        return self._set(self.data - self._value_like(delta))
+
+    def __repr__(self):
+        return super().__repr__().replace("Variable(", f"Variable(name={self.name!r}, ", 1)
+
+
+def _to_array(data, dtype=None, device=None):
+    """Turn a number, list, NumPy/CuPy array or Tensor into an array on ``device``."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    dev = backend.normalize_device(device) if device is not None else None
+    if dev is None:
+        if backend.is_cupy_array(data):
+            dev = backend.device_of(data)
+        elif isinstance(data, (np.ndarray, np.generic)):
+            dev = "cpu"
+        elif hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
+            return _from_foreign(data, dtype)
+        else:
+            dev = backend.default_device()
+    if dtype is None and not hasattr(data, "dtype"):
+        probe = np.asarray(data)
+        dtype = DEFAULT_FLOAT if probe.dtype.kind == "f" else probe.dtype
+        if dev == "cpu":
+            return np.asarray(probe, dtype=dtype)
+    return backend.array_on(data, dev, dtype)
+
+
+def _from_foreign(obj, dtype):
+    """An object with ``__dlpack__`` (torch, jax, ...): import it without a copy where possible."""
+    try:
+        kind, _ = obj.__dlpack_device__()
+    except Exception:
+        kind = 1
+    if kind == 1:  # kDLCPU
+        arr = np.from_dlpack(obj)
+    else:
+        cp = backend.cupy()
+        if cp is None:
+            raise RuntimeError("a GPU array was given but CuPy is not installed")
+        arr = cp.from_dlpack(obj)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def as_tensor(x, like: Tensor | None = None) -> Tensor:
+    """``x`` as a Tensor; a Python number takes ``like``'s float dtype and device."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, bool)):
+        dt = like.dtype if is_float(like.dtype) else DEFAULT_FLOAT
+        xp = backend.get_array_module(like.data)
+        return Tensor._make(xp.asarray(x, dtype=dt))
+    if like is not None and not hasattr(x, "shape"):
+        return Tensor(x, device=like.device)
+    return Tensor(x)
