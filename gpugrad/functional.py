@@ -66,17 +66,25 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
 
 
 def jacobian(f, argnums=0):
-    """``jacobian(f)(*args)[i..., j...] = d f(args)[i...] / d args[argnums][j...]``."""
+    """``jacobian(f)(*args)[i..., j...] = d f(args)[i...] / d args[argnums][j...]``.
+
+    A function returning a tuple (or list) of tensors gets one Jacobian per output, so that
+    ``hessian(f, argnums=(0, 1))[i][j]`` is ``d² f / d args[i] d args[j]``, as JAX.
+    """
 
     def jf(*args):
         single, nums = _argnums(argnums, len(args))
         args = _diff_args(args, nums)
         xs = [args[a] for a in nums]
-        with GradientTape(watch_accessed_variables=False) as tape:
+        with GradientTape(persistent=True, watch_accessed_variables=False) as tape:
             tape.watch(xs)
             y = f(*args)
-        js = tape.jacobian(y, xs, unconnected_gradients="zero")
-        return js[0] if single else tuple(js)
+        ys = y if isinstance(y, (tuple, list)) else [y]
+        out = []
+        for yi in ys:
+            js = tape.jacobian(yi, xs, unconnected_gradients="zero")
+            out.append(js[0] if single else tuple(js))
+        return type(y)(out) if isinstance(y, (tuple, list)) else out[0]
 
     return jf
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from .tensor import Tensor, Variable, is_float
+from .tensor import Tensor, Variable
 
 EMPTY = frozenset()
 
@@ -56,41 +56,54 @@ def is_recording() -> bool:
     return STATE.enabled and bool(STATE.recording)
 
 
+_new = object.__new__
+
+
 def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     """Wrap ``out_data`` in a Tensor and, if any input is tracked, record how to differentiate it.
 
-    ``inputs`` may hold Python numbers (constants); only Tensors are tracked.
+    ``inputs`` may hold Python numbers (constants); only Tensors are tracked. This is the hot
+    path of every op: with nothing tracked it costs a loop over the inputs.
     """
-    out = Tensor._make(out_data)
+    out = _new(Tensor)
+    out.data = out_data
+    out._node = None
+    out._rg = False
+    out._tapes = None
+    out.grad = None
     st = STATE
     if not st.enabled:
         return out
     rec = st.recording
     rg = False
     seen = None
-    for x in inputs:
-        if x.__class__ is Tensor:
-            if x._rg:
+    if not rec:
+        for x in inputs:
+            if isinstance(x, Tensor) and x._rg:
                 rg = True
-            t = x._tapes
-        elif isinstance(x, Tensor):
+                break
+        else:
+            return out
+    else:
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                continue
             if x._rg:
                 rg = True
             t = _autowatch(x, st) if (x._is_var and st.autowatch) else x._tapes
-        else:
-            continue
-        if t and rec:
-            seen = t if seen is None else seen | t
-    if seen is not None:
-        seen = seen & rec or None
-    if seen is None and not rg:
-        return out
-    if not is_float(out_data.dtype):
+            if t:
+                seen = t if seen is None else seen | t
+        if seen is not None:
+            seen = seen & rec or None
+        if seen is None and not rg:
+            return out
+    if out_data.dtype.kind not in "fc":
         return out  # integer and bool results are never differentiated
     node = Node(inputs, backward, seen, rg, name)
-    vs = [(x, x._version) for x in inputs if isinstance(x, Variable)]
-    if vs:
-        node.versions = vs
+    for x in inputs:
+        if isinstance(x, Variable):
+            node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
+            break
     out._node = node
     out._tapes = seen
     out._rg = rg
@@ -156,10 +169,13 @@ def walk(targets, seeds, sources, keep, retain: bool, free):
         t, expanded = stack.pop()
         tid = id(t)
         if expanded:
-            n = t._node
-            need[tid] = tid in source_ids or any(
-                need.get(id(x), False) for x in n.inputs if isinstance(x, Tensor)
-            )
+            flag = tid in source_ids
+            if not flag:
+                for x in t._node.inputs:
+                    if need.get(id(x), False):
+                        flag = True
+                        break
+            need[tid] = flag
             order.append(t)
             continue
         if tid in visited:
@@ -179,17 +195,29 @@ def walk(targets, seeds, sources, keep, retain: bool, free):
         _accumulate(grads, t, g)
     for t in reversed(order):
         tid = id(t)
-        g = grads.get(tid)
         n = t._node
+        g = grads.get(tid)
         if g is not None and need[tid]:
             if n.versions:
                 _check_versions(n)
             inputs = n.inputs
-            mask = tuple(isinstance(x, Tensor) and need.get(id(x), False) for x in inputs)
+            mask = [need.get(id(x), False) for x in inputs]
             gin = n.backward(g, t, mask)
             for x, m, gx in zip(inputs, mask, gin):
                 if m and gx is not None:
-                    _accumulate(grads, x, gx)
+                    if gx.data.dtype != x.data.dtype:  # the op promoted (float32 with float64 or int)
+                        gx = gx.astype(x.data.dtype)
+                    k = id(x)
+                    prev = grads.get(k)
+                    if prev is None:
+                        if gx.data.shape != x.data.shape:
+                            raise RuntimeError(
+                                f"internal error in the backward of {n.name}: gradient of shape "
+                                f"{gx.shape} for an input of shape {x.shape}"
+                            )
+                        grads[k] = gx
+                    else:
+                        grads[k] = prev + gx
             if tid not in source_ids:
                 del grads[tid]
         if not retain:

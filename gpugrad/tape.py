@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 
-from . import graph
+from . import backend, graph
 from .graph import EMPTY, STATE
 from .tensor import Tensor, Variable, is_float
 
@@ -14,6 +14,10 @@ _ids = itertools.count(1)
 
 def flatten(struct):
     """Leaves of a nested list/tuple/dict, and a function that rebuilds the structure."""
+    if isinstance(struct, Tensor):
+        return [struct], _first
+    if type(struct) is list and all(isinstance(s, Tensor) for s in struct):
+        return list(struct), list
     leaves = []
 
     def visit(s):
@@ -30,6 +34,10 @@ def flatten(struct):
 
     build = visit(struct)
     return leaves, lambda values: build(iter(values))
+
+
+def _first(values):
+    return values[0]
 
 
 def _is_namedtuple(s):
@@ -187,7 +195,7 @@ class GradientTape:
         if not self._persistent:
             self._used = True
             self._unmark()
-            self._watched = {}
+            self._watched = {id(v): v for v in self.watched_variables()}  # still listed, as TF
 
     def jacobian(self, target, sources, unconnected_gradients="none"):
         """J[i..., j...] = d target[i...] / d source[j...], for each source in ``sources``."""
@@ -229,18 +237,21 @@ class GradientTape:
         return reshape(j, (b, *inner, *source.shape[1:]))
 
 
-def _seeds(targets, output_gradients):
-    from .ops.creation import ones_like
+def _ones(t):
+    xp = backend.get_array_module(t.data)
+    return Tensor._make(xp.ones(t.data.shape, dtype=t.data.dtype))
 
+
+def _seeds(targets, output_gradients):
     if output_gradients is None:
-        return [ones_like(t) if isinstance(t, Tensor) else None for t in targets]
+        return [_ones(t) if isinstance(t, Tensor) else None for t in targets]
     og, _ = flatten(output_gradients)
     if len(og) != len(targets):
         raise ValueError(f"output_gradients has {len(og)} entries for {len(targets)} targets")
     out = []
     for t, g in zip(targets, og):
         if g is None:
-            out.append(ones_like(t))
+            out.append(_ones(t))
             continue
         g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.dtype, device=t.device)
         if g.shape != t.shape:

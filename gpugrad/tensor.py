@@ -239,6 +239,9 @@ class Variable(Tensor):
     def _value_like(self, value):
         if isinstance(value, Tensor):
             value = value.data
+        d = self.data
+        if type(value) is type(d) and value.shape == d.shape and value.dtype == d.dtype:
+            return value
         if backend.device_of(value) != self.device and hasattr(value, "shape"):
             raise RuntimeError(
                 f"cannot assign a value on {backend.device_of(value)} to a Variable on {self.device}"

@@ -4,6 +4,7 @@
 //             d(gx)/dy = gy * (1 - 2y)  d(gx)/dgy = y * (1 - y)
 //   tanh:     y = tanh(x)               gx = gy * (1 - y^2)
 //             d(gx)/dy = -2 gy y        d(gx)/dgy = 1 - y^2
+//   1 - y^2 is evaluated as (1 - y)(1 + y), which keeps its relative accuracy as |y| -> 1.
 //   relu:     y = x if x > 0 else 0     gx = gy if x > 0 else 0   (relu'(0) = 0; relu(NaN) = NaN)
 //
 // Every entry takes contiguous buffers of n elements (outputs must not overlap inputs) and is
@@ -48,7 +49,7 @@ template <typename T> __device__ __forceinline__ void tanh_bwd(const T* y, const
     const T* in[2] = {y, gy};
     T* out[1] = {gx};
     ew_map<T, 2, 1, false>(in, out, n, 0, [](gg_i64, gg_i64, const T (&a)[2], T (&o)[1]) {
-        o[0] = a[1] * (T(1) - a[0] * a[0]);
+        o[0] = a[1] * ((T(1) - a[0]) * (T(1) + a[0]));
     });
 }
 
@@ -60,7 +61,7 @@ __device__ __forceinline__ void tanh_bwd_bwd(const T* y, const T* gy, const T* g
     ew_map<T, 3, 2, false>(in, out, n, 0, [](gg_i64, gg_i64, const T (&a)[3], T (&o)[2]) {
         const T yv = a[0];
         o[0] = T(-2) * a[2] * a[1] * yv;
-        o[1] = a[2] * (T(1) - yv * yv);
+        o[1] = a[2] * ((T(1) - yv) * (T(1) + yv));
     });
 }
 

@@ -10,8 +10,11 @@
 // max grows, merged across threads as (max, sum) pairs, so the row is read once for them.
 //
 // Two layouts, chosen by the caller from cols:
-//   *_warp   one warp per row, cols <= 1024: the row is held in registers (32 lanes x up to 32
-//            values), so x (or y, gy) is read from memory once. Launch with GG_WARP_ROWS_THREADS.
+//   *_warp   one warp per row, cols <= 1024. Launch with GG_WARP_ROWS_THREADS. The float32
+//            forward holds the row in registers (32 lanes x up to 32 values) and reads it once;
+//            the others read the row twice, the second time from L1/L2 (the row is at most 8 KB).
+//            Register-cached variants of those were measured to cost seconds of NVRTC time on
+//            first use for little gain, so they are left out.
 //   *_block  one block per row, any cols: a pass for the reduction and a pass for the output (the
 //            second read mostly hits L2). Launch with a multiple of 32 threads, at most
 //            GG_BLOCK_ROWS_MAX_THREADS.
@@ -74,28 +77,6 @@ __device__ __forceinline__ void softmax_fwd_warp_cached(const T* __restrict__ x,
     }
 }
 
-template <typename T, int VPT, bool LOG>
-__device__ __forceinline__ void softmax_bwd_warp_cached(const T* __restrict__ y, const T* __restrict__ gy,
-                                                        T* __restrict__ gx, gg_i64 rows, gg_i64 cols) {
-    const WarpRows g;
-    for (gg_i64 r = g.first; r < rows; r += g.step) {
-        const gg_i64 off = r * cols;
-        T yv[VPT];
-        T gv[VPT];
-        load_row_regs(y + off, cols, g.lane, T(0), yv);
-        load_row_regs(gy + off, cols, g.lane, T(0), gv);
-        T acc = T(0);
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) acc += LOG ? gv[k] : gv[k] * yv[k];
-        const T total = warp_sum(acc);
-#pragma unroll
-        for (int k = 0; k < VPT; ++k) {
-            const gg_i64 c = g.lane + 32 * k;
-            if (c < cols) gx[off + c] = LOG ? gv[k] - g_exp(yv[k]) * total : yv[k] * (gv[k] - total);
-        }
-    }
-}
-
 // ------------------------------------------------------------------ any group per row, two passes
 
 template <typename G, typename T, bool LOG>
@@ -153,7 +134,9 @@ __device__ __forceinline__ void softmax_bwd_rows(const T* __restrict__ y, const 
 template <typename T, bool LOG>
 __device__ __forceinline__ void softmax_fwd_warp(const T* __restrict__ x, T* __restrict__ y, gg_i64 rows,
                                                  gg_i64 cols) {
-    if (cols <= 32) {
+    if constexpr (sizeof(T) == 8) {  // float64 rows would need twice the registers; see the header
+        softmax_fwd_rows<WarpRows, T, LOG>(x, y, rows, cols);
+    } else if (cols <= 32) {
         softmax_fwd_warp_cached<T, 1, LOG>(x, y, rows, cols);
     } else if (cols <= 64) {
         softmax_fwd_warp_cached<T, 2, LOG>(x, y, rows, cols);
@@ -173,21 +156,7 @@ __device__ __forceinline__ void softmax_fwd_warp(const T* __restrict__ x, T* __r
 template <typename T, bool LOG>
 __device__ __forceinline__ void softmax_bwd_warp(const T* __restrict__ y, const T* __restrict__ gy,
                                                  T* __restrict__ gx, gg_i64 rows, gg_i64 cols) {
-    if (cols <= 32) {
-        softmax_bwd_warp_cached<T, 1, LOG>(y, gy, gx, rows, cols);
-    } else if (cols <= 64) {
-        softmax_bwd_warp_cached<T, 2, LOG>(y, gy, gx, rows, cols);
-    } else if (cols <= 128) {
-        softmax_bwd_warp_cached<T, 4, LOG>(y, gy, gx, rows, cols);
-    } else if (cols <= 256) {
-        softmax_bwd_warp_cached<T, 8, LOG>(y, gy, gx, rows, cols);
-    } else if (cols <= 512) {
-        softmax_bwd_warp_cached<T, 16, LOG>(y, gy, gx, rows, cols);
-    } else if (cols <= 1024) {
-        softmax_bwd_warp_cached<T, 32, LOG>(y, gy, gx, rows, cols);
-    } else {
-        softmax_bwd_rows<WarpRows, T, LOG>(y, gy, gx, rows, cols);
-    }
+    softmax_bwd_rows<WarpRows, T, LOG>(y, gy, gx, rows, cols);
 }
 
 }  // namespace gg

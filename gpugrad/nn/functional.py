@@ -11,11 +11,16 @@ from ..tensor import Tensor, as_tensor
 def mse_loss(input, target, reduction: str = "mean") -> Tensor:  # noqa: A002
     """Mean of (input − target)² over all elements (``'sum'``, ``'none'`` as PyTorch)."""
     p = as_tensor(input)
+    if p.ndim == 0 and as_tensor(target, p).ndim == 0:  # 0-d tensors, as PyTorch: one element
+        out = mse_loss(p.reshape((1,)), as_tensor(target, p).reshape((1,)), reduction)
+        return out.reshape(()) if reduction == "none" else out
     t, p = _losses._pair("mse_loss", target, p)
     if reduction == "none":
         return (p - t) * (p - t)
     # one row of everything: the fused kernel's per-row mean is then the mean over all elements
-    rows = _L.row_loss(_L.MSE, t.reshape((1, -1)) if t.ndim != 1 else t, p.reshape((1, -1)) if p.ndim != 1 else p)
+    rows = _L.row_loss(
+        _L.MSE, t.reshape((1, -1)) if t.ndim != 1 else t, p.reshape((1, -1)) if p.ndim != 1 else p
+    )
     total = rows.sum()
     if reduction == "mean":
         return total

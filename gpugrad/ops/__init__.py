@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import activation, creation, linalg, loss, math, reduce, shape, softmax  # noqa: F401
+from . import activation, creation, linalg, loss, math, reduce, shape  # noqa: F401
 from .activation import relu, sigmoid, tanh
 from .linalg import matmul
 from .math import (
@@ -60,7 +60,7 @@ def _install():
     T.__rmul__ = math._rmul
     T.__truediv__ = divide
     T.__rtruediv__ = math._rdiv
-    T.__pow__ = pow
+    T.__pow__ = math._tensor_pow
     T.__rpow__ = math._rpow
     T.__matmul__ = matmul
     T.__rmatmul__ = lambda a, b: matmul(b, a)
@@ -85,8 +85,8 @@ def _install():
         ("expand_dims", expand_dims), ("broadcast_to", broadcast_to), ("pow", pow),
     ]:
         setattr(T, name, fn)
-    T.reshape = lambda self, *shape: reshape(
-        self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    T.reshape = lambda self, *dims: reshape(
+        self, dims[0] if len(dims) == 1 and not isinstance(dims[0], int) else dims
     )
     T.transpose = lambda self, *perm: transpose(
         self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None

@@ -102,24 +102,34 @@ def unbroadcast(g: Tensor, x) -> Tensor | None:
     gshape = g.data.shape
     if gshape == shape:
         return g
-    from .reduce import sum as _sum
-    from .shape import reshape
-
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
     )
+    ops = _ops()
     if axes:
-        g = _sum(g, axis=axes, keepdims=False)
+        g = ops.reduce.sum(g, axis=axes, keepdims=False)
     if g.data.shape != shape:
-        g = reshape(g, shape)
+        g = ops.shape.reshape(g, shape)
     return g
+
+
+def _ops():
+    """The ops package (imported on first use: the op modules import this one)."""
+    from .. import ops
+
+    return ops
+
+
+_ALL_AXES = [tuple(range(n)) for n in range(33)]
 
 
 def normalize_axis(axis, ndim: int):
     """None, an int or a tuple -> a sorted tuple of non-negative axes (None means all)."""
     if axis is None:
-        return tuple(range(ndim))
+        return _ALL_AXES[ndim]
+    if axis.__class__ is int and 0 <= axis < ndim:
+        return (axis,)
     if isinstance(axis, Tensor):
         axis = axis.tolist()
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)

@@ -48,10 +48,11 @@ def _bce(t, p):
 
 
 def _bce_grad(t, p, g):
-    from .math import clip
+    from .math import clip, where
 
     pc = clip(p, EPSILON, 1.0 - EPSILON)
-    return _col(g) * (1.0 / p.shape[-1]) * (pc - t) / (pc * (1.0 - pc))
+    inside = Tensor._make((p.data > EPSILON) & (p.data < 1.0 - EPSILON))  # the clip is flat outside
+    return where(inside, _col(g) * (1.0 / p.shape[-1]) * (pc - t) / (pc * (1.0 - pc)), 0.0)
 
 
 def _bce_logits(t, z):

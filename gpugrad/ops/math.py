@@ -17,6 +17,8 @@ from .. import backend
 from ..tensor import Tensor, is_float
 from .base import broadcast_error, pair, record, unary, unbroadcast
 
+_SCALARS = (int, float)
+
 
 def _xp(d):
     return backend.get_array_module(d)
@@ -27,7 +29,14 @@ def _xp(d):
 
 def _binary(name, fn, bwd):
     def op(a, b):
-        a, b, ad, bd = pair(a, b, name)
+        # fast path: a Tensor with a Tensor of the same array type, or with a Python number
+        if isinstance(a, Tensor) and (
+            (isinstance(b, Tensor) and type(a.data) is type(b.data)) or b.__class__ in _SCALARS
+        ):
+            ad = a.data
+            bd = b.data if isinstance(b, Tensor) else b
+        else:
+            a, b, ad, bd = pair(a, b, name)
         try:
             out = fn(ad, bd)
         except ValueError as e:
@@ -126,6 +135,13 @@ def _rdiv(a, b):
 
 def _rpow(a, b):
     return pow(b, a)
+
+
+def _tensor_pow(a, b):
+    """``a ** b``: an exponent of 2 is ``square`` (one multiply, the common case in losses)."""
+    if b.__class__ is int and b == 2 or b.__class__ is float and b == 2.0:
+        return square(a)
+    return pow(a, b)
 
 
 def _compare(name, fn):

@@ -28,13 +28,15 @@ def _expand(g, x, axes, keepdims):
     """Broadcast a reduced gradient back to the input's shape."""
     from .shape import broadcast_to, reshape
 
-    if not keepdims and axes:
-        g = reshape(g, _kshape(x.shape, axes))
+    if not keepdims and axes and axes != tuple(range(len(axes))):
+        g = reshape(g, _kshape(x.shape, axes))  # reduced axes that are not leading come back as 1s
     return broadcast_to(g, x.shape)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    x, axes, out = _reduced(lambda d, a, k: d.sum(axis=a, keepdims=k), x, axis, keepdims)
+    x = unary(x)
+    axes = normalize_axis(axis, x.data.ndim)
+    out = x.data.sum(axis=axes, keepdims=keepdims)
 
     def bwd(g, o, need):
         return (_expand(g, x, axes, keepdims),)
@@ -43,10 +45,16 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims=False):
-    x, axes, out = _reduced(lambda d, a, k: d.mean(axis=a, keepdims=k), x, axis, keepdims)
+    x = unary(x)
+    axes = normalize_axis(axis, x.data.ndim)
     count = 1
     for a in axes:
-        count *= x.shape[a]
+        count *= x.data.shape[a]
+    d = x.data
+    if count and d.dtype.kind == "f":
+        out = d.sum(axis=axes, keepdims=keepdims) * (1.0 / count)  # ndarray.mean costs ~4 µs more
+    else:
+        out = d.mean(axis=axes, keepdims=keepdims)
 
     def bwd(g, o, need):
         return (_expand(g / float(builtins.max(count, 1)), x, axes, keepdims),)

