@@ -186,10 +186,15 @@ def _kernel_lines(results: dict, limit: int = 160) -> list[str]:
     for name, res in results.items():
         if isinstance(res, dict) and set(res) == {"result", "wall_s"}:
             res = res["result"]
+        if isinstance(res, dict) and isinstance(res.get("rows"), list):  # {"rows": [...], ...}
+            head = {k: v for k, v in res.items() if isinstance(v, (int, float, str)) and k != "rows"}
+            if head:
+                lines.append(f"  {name}: " + ", ".join(f"{k}={_short(v)}" for k, v in head.items())[:limit])
+            res = res["rows"]
         items = res if isinstance(res, list) else [res]
         for item in items:
             if isinstance(item, dict):
-                text = ", ".join(f"{k}={_short(v)}" for k, v in item.items())
+                text = ", ".join(f"{k}={_short(v)}" for k, v in item.items() if not isinstance(v, (list, dict)))
             else:
                 text = _short(item)
             lines.append(f"  {name}: {text}"[:limit])
@@ -296,7 +301,8 @@ def make_record(args, devices, rows, kernels, tgts, problems, wall_s, argv, load
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "devices": devices,
-        "options": {"quick": args.quick, "time_budget_s": args.time_budget, "workloads": args.workloads,
+        "options": {"quick": args.quick, "time_budget_s": args.time_budget, "threads": args.threads,
+                    "workloads": args.workloads,
                     "backends": args.backends, "steps": args.steps, "sizes": args.sizes},
         "wall_s": wall_s,
         "machine": machine,

@@ -3,8 +3,9 @@
     python -m bench --device cpu --out bench/results --time-budget 840
     python bench/run.py --device cuda --workloads W2,W4 --quick
 
-For every workload, size and backend it warms up, times blocks of steps (device synchronized
-around each block), and keeps the median and spread over at least five blocks. It prints one
+For every workload and size it warms up each backend, then times blocks of steps (device
+synchronized around each block) round-robin over the backends, and keeps each one's median and
+spread over at least five blocks. It prints one
 line per measurement to stderr while it runs, then a table; it writes a JSON record, the table as
 text, and PNG plots for W2 (time per step vs batch size; GPU speedup over CPU when both ran).
 
@@ -15,6 +16,7 @@ NumPy run: a mismatch is marked in the table and makes the exit status 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import statistics
@@ -25,6 +27,32 @@ from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_threads(n: int) -> None:
+    """Limit NumPy's BLAS, PyTorch and XLA to ``n`` threads. BLAS reads this when NumPy is first
+    imported, so ``--threads`` is applied before this module imports NumPy."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    if n == 1:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_cpu_multi_thread_eigen" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+
+
+def _threads_from_argv(argv) -> int | None:
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if a.startswith("--threads="):
+            return int(a.split("=", 1)[1])
+    return None
+
+
+if "numpy" not in sys.modules and (_early := _threads_from_argv(sys.argv[1:])) is not None:
+    set_threads(_early)
 
 from bench import report  # noqa: E402
 from bench.workloads import (  # noqa: E402
@@ -81,10 +109,15 @@ def parse_args(argv=None):
                    help="override the steps of a workload, e.g. --steps W1=20 (repeatable)")
     p.add_argument("--sizes", action="append", metavar="W=A,B",
                    help="override the sizes of a workload, e.g. --sizes W2=64,256 (repeatable)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for BLAS, PyTorch and XLA (default: theirs); 1 gives steadier "
+                        "numbers on a busy machine")
     p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
     p.add_argument("--tag", default=None, help="file name stem (default: DEVICE-DATE)")
     args = p.parse_args(argv)
     args.steps = _parse_overrides(args.steps, "steps", int)
+    if any(n < 1 for n in args.steps.values()):
+        p.error("--steps: a workload needs at least one step")
     args.sizes = _parse_overrides(args.sizes, "sizes", _sizes)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     for w in args.workloads:
@@ -158,32 +191,9 @@ def _timed(case, k: int) -> float:
     return (time.perf_counter() - t0) / k
 
 
-def measure(case, steps: int, warmup: int, allowance: float | None) -> dict:
-    """Warm up, then time ``steps`` steps (fewer if they would not fit ``allowance`` seconds)."""
-    t0 = time.perf_counter()
-    least = min(MIN_REPEATS, steps)
-    warm = []
-    for _ in range(warmup):
-        warm.append(_timed(case, 1))
-        if allowance is not None and warm[-1] * least > allowance:  # even the fewest steps would not fit
-            raise OverBudget(f"time budget: a warm-up step took {report.fmt_time(warm[-1])}, "
-                             f"{allowance:.0f} s left for this measurement")
-    est = statistics.mean(warm[len(warm) // 2:])  # the steady half: compiles and caches are done
-    warm_s = time.perf_counter() - t0
-    n = steps
-    if allowance is not None and est * steps > allowance:
-        n = int(allowance / est) if est > 0 else steps
-        if n < least:
-            raise OverBudget(f"time budget: about {report.fmt_time(est)}/step, "
-                             f"{allowance:.0f} s left for this measurement")
-    case.reset()
-    gc.collect()
-    times = []
-    for k in _blocks(n):
-        times.append(_timed(case, k))
+def _stats(times: list[float]) -> dict:
     q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
     return {
-        "status": "ok",
         "median_s": statistics.median(times),
         "q25_s": q[0],
         "q75_s": q[2],
@@ -192,14 +202,13 @@ def measure(case, steps: int, warmup: int, allowance: float | None) -> dict:
         "max_s": max(times),
         "mean_s": statistics.fmean(times),
         "repeats": len(times),
-        "steps_per_repeat": _blocks(n),
         "times_s": times,
-        "steps_run": n,
-        "steps_planned": steps,
-        "warmup_steps": warmup,
-        "warmup_s": warm_s,
-        "result": case.result(),
     }
+
+
+def key_size(slots) -> str:
+    row = slots[0]["row"]
+    return f"{row['workload']} {row['size_label']}"
 
 
 def _free_device_memory():
@@ -214,75 +223,163 @@ def _free_device_memory():
         pass
 
 
-def run_plan(items, budget: float | None, t_start: float) -> list[dict]:
-    rows = []
-    unavailable: dict[tuple, str] = {}
-    stopped: dict[tuple, str] = {}
-    last_ok: dict[tuple, tuple] = {}  # (workload, backend, device) -> (size, median seconds per step)
-    for i, (key, size, steps, dev, b) in enumerate(items):
+class Runner:
+    """Runs the plan one (workload, size) group at a time.
+
+    Within a group every backend is warmed up first; then the timed blocks go round-robin over the
+    backends (block 1 of each, block 2 of each, ...), so that a change in the machine's load falls on
+    all of them alike instead of on whichever ran during it.
+    """
+
+    def __init__(self, items, budget: float | None):
+        self.items = items
+        self.budget = budget
+        self.t_start = time.perf_counter()
+        self.unavailable: dict[tuple, str] = {}  # (backend, device) -> why
+        self.stopped: dict[tuple, str] = {}  # (workload, backend, device) -> why the sweep ended
+        self.last_ok: dict[tuple, tuple] = {}  # (workload, backend, device) -> (size, median s/step)
+        self.rows: list[dict] = []
+
+    def run(self) -> list[dict]:
+        i = 0
+        while i < len(self.items):
+            key, size = self.items[i][:2]
+            j = i
+            while j < len(self.items) and self.items[j][:2] == (key, size):
+                j += 1
+            self._group(i, j)
+            i = j
+        return self.rows
+
+    def _allowance(self, index: int) -> float | None:
+        """Seconds this measurement may take: a fair share of what is left of the budget."""
+        if self.budget is None:
+            return None
+        left = self.budget - (time.perf_counter() - self.t_start)
+        return max(0.0, left) / (len(self.items) - index)
+
+    def _over_budget(self) -> bool:
+        return self.budget is not None and time.perf_counter() - self.t_start > self.budget
+
+    def _fail(self, slot: dict, e: BaseException) -> None:
+        row, (key, b, dev) = slot["row"], slot["id"]
         wl = WORKLOADS[key]
-        row = {"workload": key, "name": wl.name, "size": size, "size_label": f"{wl.size_name}={size:,}",
-               "unit": wl.unit, "backend": b, "device": dev}
-        rows.append(row)
-        tag = f"[{i + 1:>3}/{len(items)}] {key} {row['size_label']:<10} {b + ':' + dev:<14}"
-        if (b, dev) in unavailable:
-            row.update(status="unavailable", reason=unavailable[(b, dev)])
-            continue
-        if (key, b, dev) in stopped:
-            row.update(status="skipped", reason=stopped[(key, b, dev)])
-            log(f"{tag} skipped: {row['reason']}")
-            continue
-        allowance = None
-        if budget is not None:
-            left = budget - (time.perf_counter() - t_start)
-            allowance = max(0.0, left) / (len(items) - i)
-            prev = last_ok.get((key, b, dev))
-            if prev is not None:  # time per step grows about linearly with the size
-                guess = prev[1] * size / prev[0]
-                if guess * min(MIN_REPEATS, steps) > allowance:
-                    why = (f"time budget: about {report.fmt_time(guess)}/step expected from "
-                           f"{wl.size_name}={prev[0]:,}, {allowance:.0f} s left for this measurement")
-                    row.update(status="budget", reason=why)
-                    stopped[(key, b, dev)] = f"sweep stopped at {wl.size_name}={size:,} (time budget)"
-                    log(f"{tag} budget: {why}")
-                    continue
-        case = None
-        try:
-            case = make_case(key, b, dev, size)
-            row.update(measure(case, steps, min(WARMUP[key], steps), allowance))
-        except Unavailable as e:
-            unavailable[(b, dev)] = str(e)
-            row.update(status="unavailable", reason=str(e))
-            log(f"{tag} not available: {e}")
-            continue
-        except OverBudget as e:
+        if isinstance(e, OverBudget):
             row.update(status="budget", reason=str(e))
-            stopped[(key, b, dev)] = f"sweep stopped at {wl.size_name}={size:,} (time budget)"
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:  # noqa: BLE001 - a failing backend must not end the run
+            why = "time budget"
+        else:
             oom = is_out_of_memory(e)
-            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            row.update(status="oom" if oom else "error", reason=msg)
+            row.update(status="oom" if oom else "error",
+                       reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             if not oom:
                 row["traceback"] = traceback.format_exc(limit=6)
             why = "out of memory" if oom else "error"
-            stopped[(key, b, dev)] = f"sweep stopped at {wl.size_name}={size:,} ({why})"
-        finally:
-            del case
-            if dev != "cpu":
-                _free_device_memory()
-        if row["status"] == "ok":
-            last_ok[(key, b, dev)] = (size, row["median_s"])
+        self.stopped[(key, b, dev)] = f"sweep stopped at {wl.size_name}={row['size']:,} ({why})"
+        slot["case"] = None
+        log(f"{slot['tag']} {row['status']}: {row['reason']}")
+
+    def _prepare(self, index: int) -> dict | None:
+        """Make and warm up one case; None when it is skipped, unavailable or failed."""
+        key, size, steps, dev, b = self.items[index]
+        wl = WORKLOADS[key]
+        row = {"workload": key, "name": wl.name, "size": size, "size_label": f"{wl.size_name}={size:,}",
+               "unit": wl.unit, "backend": b, "device": dev}
+        self.rows.append(row)
+        slot = {"row": row, "id": (key, b, dev), "case": None, "steps": steps,
+                "tag": f"[{index + 1:>3}/{len(self.items)}] {key} {row['size_label']:<10} {b + ':' + dev:<14}"}
+        if (b, dev) in self.unavailable:
+            row.update(status="unavailable", reason=self.unavailable[(b, dev)])
+            return None
+        if (key, b, dev) in self.stopped:
+            row.update(status="skipped", reason=self.stopped[(key, b, dev)])
+            log(f"{slot['tag']} skipped: {row['reason']}")
+            return None
+        allowance = slot["allowance"] = self._allowance(index)
+        least = min(MIN_REPEATS, steps)
+        prev = self.last_ok.get((key, b, dev))
+        if allowance is not None and prev is not None:  # time per step grows about linearly with size
+            guess = prev[1] * size / prev[0]
+            if guess * least > allowance:
+                self._fail(slot, OverBudget(
+                    f"time budget: about {report.fmt_time(guess)}/step expected from {wl.size_name}={prev[0]:,}, "
+                    f"{allowance:.0f} s left for this measurement"))
+                return None
+        try:
+            case = slot["case"] = make_case(key, b, dev, size)
+            t0 = time.perf_counter()
+            warm = []
+            nwarm = min(WARMUP[key], steps)
+            for _ in range(nwarm):
+                warm.append(_timed(case, 1))
+                # the first step may compile (jax.jit, NVRTC): judge from the second one on
+                if allowance is not None and len(warm) >= min(2, nwarm) and warm[-1] * least > allowance:
+                    raise OverBudget(f"time budget: a warm-up step took {report.fmt_time(warm[-1])}, "
+                                     f"{allowance:.0f} s left for this measurement")
+            row["warmup_steps"] = len(warm)
+            row["warmup_s"] = time.perf_counter() - t0
+            est = statistics.mean(warm[len(warm) // 2:]) if warm else 0.0  # the steady half
+            n = steps
+            if allowance is not None and est * steps > allowance:
+                n = int(allowance / est)
+                if n < least:
+                    raise OverBudget(f"time budget: about {report.fmt_time(est)}/step, "
+                                     f"{allowance:.0f} s left for this measurement")
+            slot["blocks"] = _blocks(n)
+            slot["times"] = []
+            row.update(steps_run=n, steps_planned=steps, steps_per_repeat=slot["blocks"])
+            case.reset()
+            return slot
+        except Unavailable as e:
+            self.unavailable[(b, dev)] = str(e)
+            row.update(status="unavailable", reason=str(e))
+            log(f"{slot['tag']} not available: {e}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: BLE001 - a failing backend must not end the run
+            self._fail(slot, e)
+        return None
+
+    def _group(self, first: int, stop: int) -> None:
+        slots = [s for s in (self._prepare(i) for i in range(first, stop)) if s is not None]
+        gc.collect()
+        rounds = max((len(s["blocks"]) for s in slots), default=0)
+        for r in range(rounds):
+            if r >= MIN_REPEATS and self._over_budget():
+                log(f"bench: time budget spent: {key_size(slots)} stops after {r} blocks of each backend")
+                break
+            for s in slots:
+                if s["case"] is None or r >= len(s["blocks"]):
+                    continue
+                try:
+                    s["times"].append(_timed(s["case"], s["blocks"][r]))
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:  # noqa: BLE001
+                    self._fail(s, e)
+        for s in slots:
+            case, row = s["case"], s["row"]
+            if case is None:
+                continue
+            done = s["blocks"][: len(s["times"])]
+            row.update(steps_run=sum(done), steps_per_repeat=done)
+            try:
+                row.update(status="ok", **_stats(s["times"]), result=case.result())
+            except Exception as e:  # noqa: BLE001
+                self._fail(s, e)
+                continue
+            key, b, dev = s["id"]
+            self.last_ok[(key, b, dev)] = (row["size"], row["median_s"])
             res = row["result"]
             loss = res.get("loss")
             what = f"loss {loss[-1]:.6g}" if loss else f"sum {res.get('out_sum', float('nan')):.6g}"
             med, iqr = report.fmt_time(row["median_s"]), report.fmt_time(row["iqr_s"])
             reps = f"{row['repeats']} reps, {row['steps_run']} steps"
-            log(f"{tag} {med:>10}/{wl.unit} (IQR {iqr}, {reps}) {what}")
-        else:
-            log(f"{tag} {row['status']}: {row['reason']}")
-    return rows
+            log(f"{s['tag']} {med:>10}/{row['unit']} (IQR {iqr}, {reps}) {what}")
+        gpu = any(s["id"][2] != "cpu" for s in slots)
+        for s in slots:
+            s["case"] = None
+        if gpu:
+            _free_device_memory()
 
 
 # -- W4: the kernel benchmarks ---------------------------------------------------------------------
@@ -316,7 +413,8 @@ def call_kernel_module(mod, quick: bool) -> dict:
                     and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if required:
             return None, False
-        return fn(**kw), True
+        with contextlib.redirect_stdout(sys.stderr):  # its progress joins ours; stdout keeps the table
+            return fn(**kw), True
 
     out = {"status": "ok", "results": {}}
     try:
@@ -347,6 +445,9 @@ def call_kernel_module(mod, quick: bool) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None and os.environ.get("OMP_NUM_THREADS") != str(args.threads):
+        set_threads(args.threads)  # called with argv after NumPy was imported: BLAS keeps its own
+        log("bench: --threads came after NumPy's import: it applies to PyTorch and JAX, not NumPy's BLAS")
     devices = resolve_devices(args.device)
     if "cuda" in devices:
         # JAX would otherwise take most of the GPU's memory for itself at import
@@ -356,10 +457,11 @@ def main(argv=None) -> int:
     if load_start and load_start[0] > (os.cpu_count() or 1):
         log(f"bench: the machine is busy (load average {load_start[0]:.1f} on {os.cpu_count()} CPUs): "
             "timings will be noisy")
-    t_start = time.perf_counter()
+    runner = Runner(items, args.time_budget)
+    t_start = runner.t_start
     log(f"bench: {len(items)} measurements on {', '.join(devices)}"
         + (f", time budget {args.time_budget:.0f} s" if args.time_budget else ""))
-    rows = run_plan(items, args.time_budget, t_start)
+    rows = runner.run()
     kernels = None
     if "W4" in args.workloads:
         if "cuda" in devices:

@@ -8,26 +8,6 @@ from .tensor import Tensor
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad"]
 
-_FREED = (
-    "Trying to backward through the graph a second time (or to reach values that were already "
-    "freed). Specify retain_graph=True the first time you call backward or autograd.grad if you "
-    "need to go through the graph again."
-)
-
-
-def _keep(node) -> bool:
-    if node.freed:
-        raise RuntimeError(_FREED)
-    return node.rg
-
-
-def _free(node) -> None:
-    if node.rg:
-        node.freed = True
-        if not node.tapes:
-            node.release()
-
-
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
@@ -72,7 +52,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     retain = create_graph if retain_graph is None else retain_graph
     seeds = _seeds(outputs, grad_outputs)
     with enable_grad() if create_graph else no_grad():
-        got = graph.walk(outputs, seeds, inputs, _keep, retain, _free)
+        got = graph.walk(outputs, seeds, inputs, None, retain)
     res = []
     for x in inputs:
         g = got.get(id(x))
@@ -93,7 +73,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     seeds = _seeds(outputs, grad_tensors)
     leaves = _leaves(outputs)
     with enable_grad() if create_graph else no_grad():
-        got = graph.walk(outputs, seeds, leaves, _keep, retain, _free)
+        got = graph.walk(outputs, seeds, leaves, None, retain)
         for leaf in leaves:
             g = got.get(id(leaf))
             if g is None:
@@ -113,7 +93,7 @@ def _leaves(outputs):
             continue
         seen.add(id(t))
         n = t._node
-        if n is not None and _keep(n):
+        if n is not None and graph.keeps(n, None):
             stack.extend(x for x in n.inputs if isinstance(x, Tensor))
         elif t._rg and n is None:
             leaves.append(t)

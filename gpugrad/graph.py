@@ -153,20 +153,54 @@ def _check_versions(node):
             )
 
 
-def walk(targets, seeds, sources, keep, retain: bool, free):
+_FREED = (
+    "Trying to backward through the graph a second time (or to reach values that were already "
+    "freed). Specify retain_graph=True the first time you call backward or autograd.grad if you "
+    "need to go through the graph again."
+)
+
+
+def keeps(node, tape_id) -> bool:
+    """Whether ``node`` belongs to the graph of tape ``tape_id`` (None: the requires_grad graph)."""
+    if tape_id is None:
+        if node.freed:
+            raise RuntimeError(_FREED)
+        return node.rg
+    t = node.tapes
+    return t is not None and tape_id in t and node.inputs is not None
+
+
+def _release(node, tape_id) -> None:
+    """Drop ``node`` from the graph just walked; free its saved inputs once no graph holds it."""
+    if tape_id is None:
+        if node.rg:
+            node.freed = True
+            if not node.tapes:
+                node.release()
+        return
+    t = node.tapes
+    if t is not None and tape_id in t:
+        t = t - {tape_id}
+        node.tapes = t or None
+        if not t and not node.rg:
+            node.release()
+
+
+def walk(targets, seeds, sources, tape_id, retain: bool):
     """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
 
-    ``keep(node)`` says whether a node belongs to the graph being differentiated;
-    ``free(node)`` is called on each node passed when ``retain`` is false. Iterative: a
-    post-order DFS gives the topological order, then one reverse sweep.
+    The graph is the nodes recorded on tape ``tape_id``, or with ``tape_id=None`` the
+    ``requires_grad`` graph. Nodes passed are released unless ``retain``. Iterative: a post-order
+    DFS gives the topological order, then one reverse sweep.
     """
     source_ids = {id(s) for s in sources}
     order = []
     need = {}
     visited = set()
     stack = [(t, False) for t in targets]
+    pop, push = stack.pop, stack.append
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         tid = id(t)
         if expanded:
             flag = tid in source_ids
@@ -182,11 +216,21 @@ def walk(targets, seeds, sources, keep, retain: bool, free):
             continue
         visited.add(tid)
         n = t._node
-        if n is not None and keep(n):
-            stack.append((t, True))
+        if n is None:
+            need[tid] = tid in source_ids
+            continue
+        if tape_id is None:
+            if n.freed:
+                raise RuntimeError(_FREED)
+            kept = n.rg
+        else:
+            tp = n.tapes
+            kept = tp is not None and tape_id in tp and n.inputs is not None
+        if kept:
+            push((t, True))
             for x in n.inputs:
                 if isinstance(x, Tensor) and id(x) not in visited:
-                    stack.append((x, False))
+                    push((x, False))
         else:
             need[tid] = tid in source_ids
 
@@ -205,12 +249,13 @@ def walk(targets, seeds, sources, keep, retain: bool, free):
             gin = n.backward(g, t, mask)
             for x, m, gx in zip(inputs, mask, gin):
                 if m and gx is not None:
-                    if gx.data.dtype != x.data.dtype:  # the op promoted (float32 with float64 or int)
-                        gx = gx.astype(x.data.dtype)
                     k = id(x)
+                    xd = x.data
+                    if gx.data.dtype != xd.dtype:  # the op promoted (float32 with float64 or int)
+                        gx = gx.astype(xd.dtype)
                     prev = grads.get(k)
                     if prev is None:
-                        if gx.data.shape != x.data.shape:
+                        if gx.data.shape != xd.shape:
                             raise RuntimeError(
                                 f"internal error in the backward of {n.name}: gradient of shape "
                                 f"{gx.shape} for an input of shape {x.shape}"
@@ -221,7 +266,7 @@ def walk(targets, seeds, sources, keep, retain: bool, free):
             if tid not in source_ids:
                 del grads[tid]
         if not retain:
-            free(n)
+            _release(n, tape_id)
     return {sid: grads.get(sid) for sid in source_ids}
 
 

@@ -18,12 +18,14 @@ them for two results) that must not overlap the inputs. "Rows" are all leading a
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 import re
 import site
 import sys
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -134,7 +136,8 @@ _KERNELS: dict[str, tuple[str, ...]] = {
         "softmax_ce_bwd_block",
         "softmax_ce_sparse_fwd_warp",
         "softmax_ce_sparse_fwd_block",
-        "softmax_ce_sparse_bwd",
+        "softmax_ce_sparse_bwd_warp",
+        "softmax_ce_sparse_bwd_block",
     ),
 }
 
@@ -268,9 +271,7 @@ def load_nvrtc() -> Any:
         )
 
 
-def _nvrtc_compile_source(
-    src: str, filename: str, arch: str, *, module: str = "", cubin: bool = False
-) -> bytes:
+def _nvrtc_compile_source(src: str, filename: str, arch: str, *, module: str = "", cubin: bool = False) -> bytes:
     """Compile CUDA source text with NVRTC (no GPU needed): PTX for ``compute_XX``, or, with
     ``cubin`` and an ``sm_XX`` arch, a cubin (which also runs ptxas, as CuPy does on a GPU)."""
     nvrtc = load_nvrtc()
@@ -456,21 +457,24 @@ def _no_overlap(out: Any, *inputs: Any) -> None:
             raise ValueError("out must not share memory with an input")
 
 
-class _on_device:
-    """Makes ``a``'s device current for the launch (a no-op when it already is)."""
+def _on_input_device(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs ``fn`` with the device of its first CuPy array argument current, so that outputs are
+    allocated and kernels launched there (a no-op when it already is)."""
 
-    __slots__ = ("_ctx",)
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cp = _backend.cupy()
+        if cp is not None:
+            for a in args:
+                if isinstance(a, cp.ndarray):
+                    dev = a.device
+                    if dev.id != cp.cuda.runtime.getDevice():
+                        with dev:
+                            return fn(*args, **kwargs)
+                    break
+        return fn(*args, **kwargs)
 
-    def __init__(self, cp: Any, a: Any) -> None:
-        self._ctx = a.device if a.device.id != cp.cuda.runtime.getDevice() else None
-
-    def __enter__(self) -> None:
-        if self._ctx is not None:
-            self._ctx.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)
+    return wrapper
 
 
 def _rows_cols(x: Any, name: str) -> tuple[tuple[int, ...], int, int]:
@@ -498,10 +502,9 @@ def _ew(module: str, base: str, inputs: list[Any], nout: int, out: Any, extra: t
         _no_overlap(o, *inputs)
     n = ref.size
     if n:
-        with _on_device(cp, ref):
-            kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
-            grid = ew_grid(n, ref.dtype.itemsize, _sm_count(cp))
-            kern((grid,), (EW_THREADS,), (*inputs, *outs, _i64(n), *extra))
+        kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
+        grid = ew_grid(n, ref.dtype.itemsize, _sm_count(cp))
+        kern((grid,), (EW_THREADS,), (*inputs, *outs, _i64(n), *extra))
     return outs[0] if nout == 1 else outs
 
 
@@ -526,42 +529,50 @@ def _act3(base: str, y: Any, gy: Any, ggx: Any, out: Any) -> tuple[Any, Any]:
     return _ew("activations", base, [y, gy, ggx], 2, out)
 
 
+@_on_input_device
 def sigmoid_fwd(x: Any, out: Any = None) -> Any:
     """y = 1 / (1 + exp(-x))."""
     return _act1("sigmoid_fwd", x, out)
 
 
+@_on_input_device
 def sigmoid_bwd(y: Any, gy: Any, out: Any = None) -> Any:
     """gx = gy * y * (1 - y), from the forward output y."""
     return _act2("sigmoid_bwd", y, gy, out, ("y", "gy"))
 
 
+@_on_input_device
 def sigmoid_bwd_bwd(y: Any, gy: Any, ggx: Any, out: Any = None) -> tuple[Any, Any]:
     """Gradients of gx = gy * y * (1 - y) given ggx: ``(ggx * gy * (1 - 2y), ggx * y * (1 - y))``
     (w.r.t. y, w.r.t. gy)."""
     return _act3("sigmoid_bwd_bwd", y, gy, ggx, out)
 
 
+@_on_input_device
 def tanh_fwd(x: Any, out: Any = None) -> Any:
     """y = tanh(x)."""
     return _act1("tanh_fwd", x, out)
 
 
+@_on_input_device
 def tanh_bwd(y: Any, gy: Any, out: Any = None) -> Any:
     """gx = gy * (1 - y^2), from the forward output y."""
     return _act2("tanh_bwd", y, gy, out, ("y", "gy"))
 
 
+@_on_input_device
 def tanh_bwd_bwd(y: Any, gy: Any, ggx: Any, out: Any = None) -> tuple[Any, Any]:
     """Gradients of gx = gy * (1 - y^2) given ggx: ``(-2 * ggx * gy * y, ggx * (1 - y^2))``."""
     return _act3("tanh_bwd_bwd", y, gy, ggx, out)
 
 
+@_on_input_device
 def relu_fwd(x: Any, out: Any = None) -> Any:
     """y = max(x, 0) (NaN stays NaN)."""
     return _act1("relu_fwd", x, out)
 
 
+@_on_input_device
 def relu_bwd(x: Any, gy: Any, out: Any = None) -> Any:
     """gx = gy where x > 0, else 0 (so relu'(0) = 0), from the forward input x."""
     return _act2("relu_bwd", x, gy, out, ("x", "gy"))
@@ -574,11 +585,9 @@ def _launch_rows(
     module: str, base: str, ref: Any, rows: int, cols: int, args: tuple[Any, ...], extra: tuple[Any, ...] = ()
 ) -> None:
     """Launches ``<base>_<layout>_<dtype>(*args, rows, cols, *extra)``, layout chosen by ``cols``."""
-    cp = _cupy()
     layout, grid, block = row_launch(rows, cols)
-    with _on_device(cp, ref):
-        kern = get_kernel(module, f"{base}_{layout}_{_suffix(ref.dtype)}")
-        kern((grid,), (block,), (*args, _i64(rows), _i64(cols), *extra))
+    kern = get_kernel(module, f"{base}_{layout}_{_suffix(ref.dtype)}")
+    kern((grid,), (block,), (*args, _i64(rows), _i64(cols), *extra))
 
 
 def _launch_rows_ew(
@@ -586,10 +595,9 @@ def _launch_rows_ew(
 ) -> None:
     """One elementwise kernel over [rows, cols]: ``base_<dtype>(*args, rows, cols, *extra)``."""
     cp = _cupy()
-    with _on_device(cp, ref):
-        kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
-        grid = ew_grid(rows * cols, ref.dtype.itemsize, _sm_count(cp))
-        kern((grid,), (EW_THREADS,), (*args, _i64(rows), _i64(cols), *extra))
+    kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
+    grid = ew_grid(rows * cols, ref.dtype.itemsize, _sm_count(cp))
+    kern((grid,), (EW_THREADS,), (*args, _i64(rows), _i64(cols), *extra))
 
 
 def _softmax_fwd(base: str, x: Any, out: Any) -> Any:
@@ -615,21 +623,25 @@ def _softmax_bwd(base: str, y: Any, gy: Any, out: Any) -> Any:
     return gx
 
 
+@_on_input_device
 def softmax_fwd(x: Any, out: Any = None) -> Any:
     """y = exp(x - max) / sum(exp(x - max)) over the last axis."""
     return _softmax_fwd("softmax_fwd", x, out)
 
 
+@_on_input_device
 def log_softmax_fwd(x: Any, out: Any = None) -> Any:
     """y = (x - max) - log(sum(exp(x - max))) over the last axis."""
     return _softmax_fwd("log_softmax_fwd", x, out)
 
 
+@_on_input_device
 def softmax_bwd(y: Any, gy: Any, out: Any = None) -> Any:
     """gx = y * (gy - sum(gy * y, -1, keepdims=True)), from the forward output y."""
     return _softmax_bwd("softmax_bwd", y, gy, out)
 
 
+@_on_input_device
 def log_softmax_bwd(y: Any, gy: Any, out: Any = None) -> Any:
     """gx = gy - exp(y) * sum(gy, -1, keepdims=True), from the forward output y."""
     return _softmax_bwd("log_softmax_bwd", y, gy, out)
@@ -658,9 +670,7 @@ def _row_loss(base: str, t: Any, x: Any, xname: str, out: Any, extra: tuple[Any,
     return loss
 
 
-def _row_loss_bwd(
-    base: str, t: Any, x: Any, g_row: Any, xname: str, out: Any, extra: tuple[Any, ...] = ()
-) -> Any:
+def _row_loss_bwd(base: str, t: Any, x: Any, g_row: Any, xname: str, out: Any, extra: tuple[Any, ...] = ()) -> Any:
     cp, t, x, lead, rows, cols = _loss_inputs(t, x, xname)
     g = _per_row(cp, g_row, lead, x.dtype, "g_row")
     dx = _out(cp, out, x.shape, x.dtype)
@@ -670,11 +680,13 @@ def _row_loss_bwd(
     return dx
 
 
+@_on_input_device
 def mse_fwd(t: Any, p: Any, out: Any = None) -> Any:
     """Per-row mean((p - t)^2) over the last axis; shape ``p.shape[:-1]``."""
     return _row_loss("mse_fwd", t, p, "p", out)
 
 
+@_on_input_device
 def mse_bwd(t: Any, p: Any, g_row: Any, out: Any = None) -> Any:
     """dp = 2 (p - t) / C * g_row[..., None]."""
     return _row_loss_bwd("mse_bwd", t, p, g_row, "p", out)
@@ -686,6 +698,7 @@ def _eps(p: Any, eps: float) -> Any:
     return p.dtype.type(eps)
 
 
+@_on_input_device
 def bce_fwd(t: Any, p: Any, eps: float = 1e-7, out: Any = None) -> Any:
     """Per-row mean of -(t log(pc) + (1 - t) log(1 - pc)), pc = clip(p, eps, 1 - eps)."""
     cp = _cupy()
@@ -693,6 +706,7 @@ def bce_fwd(t: Any, p: Any, eps: float = 1e-7, out: Any = None) -> Any:
     return _row_loss("bce_fwd", t, p, "p", out, (_eps(p, eps),))
 
 
+@_on_input_device
 def bce_bwd(t: Any, p: Any, g_row: Any, eps: float = 1e-7, out: Any = None) -> Any:
     """dp = g_row / C * (p - t) / (p (1 - p)) where eps < p < 1 - eps, 0 outside (the clip)."""
     cp = _cupy()
@@ -700,11 +714,13 @@ def bce_bwd(t: Any, p: Any, g_row: Any, eps: float = 1e-7, out: Any = None) -> A
     return _row_loss_bwd("bce_bwd", t, p, g_row, "p", out, (_eps(p, eps),))
 
 
+@_on_input_device
 def bce_logits_fwd(t: Any, z: Any, out: Any = None) -> Any:
     """Per-row mean of max(z, 0) - z t + log1p(exp(-|z|)) (BCE from logits)."""
     return _row_loss("bce_logits_fwd", t, z, "z", out)
 
 
+@_on_input_device
 def bce_logits_bwd(t: Any, z: Any, g_row: Any, out: Any = None) -> Any:
     """dz = g_row / C * (sigmoid(z) - t)."""
     return _row_loss_bwd("bce_logits_bwd", t, z, g_row, "z", out)
@@ -715,6 +731,7 @@ def _empty_ce(loss: Any, lse: Any) -> None:
     lse.fill(-np.inf)
 
 
+@_on_input_device
 def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, Any]:
     """Softmax cross-entropy from logits z and a dense target t (same shape).
 
@@ -736,8 +753,13 @@ def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, Any]:
     return loss, lse
 
 
+@_on_input_device
 def softmax_ce_bwd(z: Any, lse: Any, t: Any, g_row: Any, out: Any = None) -> Any:
-    """dz = g_row[..., None] * (exp(z - lse) * sum(t, -1, keepdims=True) - t)."""
+    """dz = g_row[..., None] * (exp(z - lse) * sum(t, -1, keepdims=True) - t).
+
+    ``exp(z - lse)`` is renormalized over the row, so the float32 rounding of ``lse`` at large
+    logits does not scale the gradient (see kernels/losses.cu).
+    """
     cp = _cupy()
     z = _main(cp, z, "z")
     t = _like(cp, t, z, "t")
@@ -751,6 +773,7 @@ def softmax_ce_bwd(z: Any, lse: Any, t: Any, g_row: Any, out: Any = None) -> Any
     return dz
 
 
+@_on_input_device
 def softmax_ce_sparse_fwd(z: Any, labels: Any, out: Any = None) -> tuple[Any, Any]:
     """Softmax cross-entropy from logits z and integer labels (shape ``z.shape[:-1]``, validated by
     the caller: an out-of-range label gives NaN). Returns ``(loss_row, lse_row)``, loss = lse - z[label]."""
@@ -769,8 +792,10 @@ def softmax_ce_sparse_fwd(z: Any, labels: Any, out: Any = None) -> tuple[Any, An
     return loss, lse
 
 
+@_on_input_device
 def softmax_ce_sparse_bwd(z: Any, lse: Any, labels: Any, g_row: Any, out: Any = None) -> Any:
-    """dz = g_row[..., None] * (exp(z - lse) - onehot(labels))."""
+    """dz = g_row[..., None] * (exp(z - lse) - onehot(labels)), ``exp(z - lse)`` renormalized over
+    the row as in :func:`softmax_ce_bwd`."""
     cp = _cupy()
     z = _main(cp, z, "z")
     lead, rows, cols = _rows_cols(z, "z")
@@ -780,5 +805,5 @@ def softmax_ce_sparse_bwd(z: Any, lse: Any, labels: Any, g_row: Any, out: Any = 
     dz = _out(cp, out, z.shape, z.dtype)
     _no_overlap(dz, z, lse, g)
     if z.size:
-        _launch_rows_ew("losses", "softmax_ce_sparse_bwd", z, rows, cols, (z, lse, lab, g, dz))
+        _launch_rows("losses", "softmax_ce_sparse_bwd", z, rows, cols, (z, lse, lab, g, dz))
     return dz

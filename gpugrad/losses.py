@@ -109,11 +109,11 @@ def check_labels(name: str, lab: Tensor, p: Tensor) -> Tensor:
             f"(expected labels of shape {p.shape[:-1]})"
         )
     n = p.shape[-1]
-    if lab.size:
-        lo, hi = int(lab.data.min()), int(lab.data.max())
-        if lo < 0 or hi >= n:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})")
+    d = lab.data
+    if lab.size and bool(((d < 0) | (d >= n)).any()):  # one device-to-host read on a GPU
+        lo, hi = int(d.min()), int(d.max())
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})")
     return lab
 
 

@@ -137,23 +137,11 @@ class GradientTape:
             self._push()
 
     # -- gradients ----------------------------------------------------------------------------------
-    def _keep(self, node) -> bool:
-        t = node.tapes
-        return t is not None and self._id in t and node.inputs is not None
-
-    def _free(self, node) -> None:
-        t = node.tapes
-        if t is not None and self._id in t:
-            rest = t - {self._id}
-            node.tapes = rest or None
-            if not rest and not node.rg:
-                node.release()
-
     def _source_ok(self, s) -> bool:
         if id(s) in self._watched:
             return True
         n = s._node
-        return n is not None and self._keep(n)
+        return n is not None and graph.keeps(n, self._id)
 
     def _check_usable(self):
         if self._used and not self._persistent:
@@ -164,7 +152,7 @@ class GradientTape:
 
     def _run(self, targets, seeds, sources, retain):
         srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s)]
-        got = graph.walk(targets, seeds, srcs, self._keep, retain, self._free)
+        got = graph.walk(targets, seeds, srcs, self._id, retain)
         return [got.get(id(s)) if isinstance(s, Tensor) else None for s in sources]
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):

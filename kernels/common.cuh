@@ -220,6 +220,27 @@ template <typename T> struct SumState {
     }
 };
 
+template <typename T> struct Sum2State {
+    T a;
+    T b;
+    static __device__ __forceinline__ Sum2State identity() {
+        Sum2State s;
+        s.a = T(0);
+        s.b = T(0);
+        return s;
+    }
+    __device__ __forceinline__ void merge(const Sum2State& o) {
+        a += o.a;
+        b += o.b;
+    }
+    __device__ __forceinline__ Sum2State shfl_xor(int mask) const {
+        Sum2State s;
+        s.a = __shfl_xor_sync(GG_FULL_MASK, a, mask);
+        s.b = __shfl_xor_sync(GG_FULL_MASK, b, mask);
+        return s;
+    }
+};
+
 // Online softmax normalizer (Milakov & Gimelshein): m is the running max, s = sum exp(x - m).
 template <typename T> struct MaxSumState {
     T m;

@@ -14,10 +14,14 @@
 //   softmax CE, sparse label l:
 //                loss = lse - z[l]            dz = g * (exp(z - lse) - [c == l])
 //
+// The saved lse is rounded to the input dtype: in float32 a row with logits near 1e4 has lse off
+// by up to half an ulp of 1e4 (5e-4), which would scale every exp(z - lse) by up to 5e-4. The
+// backward kernels therefore sum P = sum_c exp(z - lse) first (P = 1 up to that rounding) and use
+// exp(z - lse) / P: one more read of the row, which mostly hits L2, for softmax-exact gradients.
+//
 // Row reductions come as *_warp (one warp per row, for cols <= 1024, GG_WARP_ROWS_THREADS per
 // block) and *_block (one block per row, a multiple of 32 threads up to GG_BLOCK_ROWS_MAX_THREADS).
-// The elementwise gradients (mse_bwd, bce_bwd, bce_logits_bwd, softmax_ce_sparse_bwd) run with
-// GG_EW_THREADS per block. All are grid-stride; cols >= 1; outputs must not overlap inputs.
+// The elementwise gradients (mse_bwd, bce_bwd, bce_logits_bwd) run with GG_EW_THREADS per block. All are grid-stride; cols >= 1; outputs must not overlap inputs.
 #include "common.cuh"
 
 namespace gg {
@@ -105,18 +109,6 @@ __device__ __forceinline__ void bce_logits_bwd(const T* t, const T* z, const T* 
     const T inv_c = T(1) / T(cols);
     ew_map<T, 2, 1, true>(in, out, rows * cols, cols, [&](gg_i64 r, gg_i64, const T (&a)[2], T (&o)[1]) {
         o[0] = (g[r] * inv_c) * (sigmoid(a[1]) - a[0]);
-    });
-}
-
-template <typename T>
-__device__ __forceinline__ void softmax_ce_sparse_bwd(const T* z, const T* __restrict__ lse,
-                                                      const gg_i64* __restrict__ labels, const T* __restrict__ g,
-                                                      T* dz, gg_i64 rows, gg_i64 cols) {
-    const T* in[1] = {z};
-    T* out[1] = {dz};
-    ew_map<T, 1, 1, true>(in, out, rows * cols, cols, [&](gg_i64 r, gg_i64 c, const T (&a)[1], T (&o)[1]) {
-        const T hot = c == labels[r] ? T(1) : T(0);
-        o[0] = g[r] * (g_exp(a[0] - lse[r]) - hot);
     });
 }
 
@@ -214,10 +206,13 @@ __device__ __forceinline__ void softmax_ce_bwd(const T* __restrict__ z, const T*
         const T* zr = z + off;
         const T* tr = t + off;
         T* out = dz + off;
-        SumState<T> part;
-        part.v = strided_sum<T>(g.lane, cols, g.width, [&](gg_i64 c) { return tr[c]; });
-        const T ts = g.reduce(part).v;
         const T l = lse[r];
+        // pass 1: S = sum t and P = sum exp(z - lse)
+        Sum2State<T> part;
+        part.a = strided_sum<T>(g.lane, cols, g.width, [&](gg_i64 c) { return tr[c]; });
+        part.b = strided_sum<T>(g.lane, cols, g.width, [&](gg_i64 c) { return g_exp(zr[c] - l); });
+        part = g.reduce(part);
+        const T scale = part.a / part.b;
         const T gr = g_row[r];
         strided_map(
             g.lane, cols, g.width,
@@ -227,7 +222,7 @@ __device__ __forceinline__ void softmax_ce_bwd(const T* __restrict__ z, const T*
                 v.b = tr[c];
                 return v;
             },
-            [&](gg_i64 c, Pair<T> v) { out[c] = gr * (g_exp(v.a - l) * ts - v.b); });
+            [&](gg_i64 c, Pair<T> v) { out[c] = gr * (g_exp(v.a - l) * scale - v.b); });
     }
 }
 
@@ -249,6 +244,27 @@ __device__ __forceinline__ void softmax_ce_sparse_fwd(const T* __restrict__ z, c
             const T z_l = (l >= 0 && l < cols) ? zr[l] : quiet_nan<T>();
             loss[r] = (st.m - z_l) + log_s;
         }
+    }
+}
+
+template <typename G, typename T>
+__device__ __forceinline__ void softmax_ce_sparse_bwd(const T* __restrict__ z, const T* __restrict__ lse,
+                                                      const gg_i64* __restrict__ labels, const T* __restrict__ g_row,
+                                                      T* __restrict__ dz, gg_i64 rows, gg_i64 cols) {
+    const G g;
+    for (gg_i64 r = g.first; r < rows; r += g.step) {
+        const gg_i64 off = r * cols;
+        const T* zr = z + off;
+        T* out = dz + off;
+        const T l = lse[r];
+        SumState<T> part;
+        part.v = strided_sum<T>(g.lane, cols, g.width, [&](gg_i64 c) { return g_exp(zr[c] - l); });
+        const T inv = T(1) / g.reduce(part).v;
+        const T gr = g_row[r];
+        const gg_i64 label = labels[r];
+        strided_map(
+            g.lane, cols, g.width, [&](gg_i64 c) { return zr[c]; },
+            [&](gg_i64 c, T v) { out[c] = gr * (g_exp(v - l) * inv - (c == label ? T(1) : T(0))); });
     }
 }
 
@@ -295,10 +311,10 @@ __device__ __forceinline__ void softmax_ce_sparse_fwd(const T* __restrict__ z, c
                          T* __restrict__ lse, gg_i64 rows, gg_i64 cols) {                           \
         gg::softmax_ce_sparse_fwd<G, T>(z, labels, loss, lse, rows, cols);                          \
     }
-#define GG_CE_SPARSE_BWD(NAME, T)                                                                   \
-    extern "C" GG_EW NAME(const T* __restrict__ z, const T* __restrict__ lse, const gg_i64* __restrict__ labels, \
-                          const T* __restrict__ g, T* __restrict__ dz, gg_i64 rows, gg_i64 cols) {  \
-        gg::softmax_ce_sparse_bwd<T>(z, lse, labels, g, dz, rows, cols);                            \
+#define GG_CE_SPARSE_BWD(NAME, KIND, G, T)                                                          \
+    extern "C" KIND NAME(const T* __restrict__ z, const T* __restrict__ lse, const gg_i64* __restrict__ labels, \
+                         const T* __restrict__ g, T* __restrict__ dz, gg_i64 rows, gg_i64 cols) {   \
+        gg::softmax_ce_sparse_bwd<G, T>(z, lse, labels, g, dz, rows, cols);                         \
     }
 
 GG_PAIR_ROW_FWD(mse_fwd_warp_f32, GG_WARP_KERNEL, gg::WarpRows, float, mse_fwd)
@@ -335,5 +351,7 @@ GG_CE_SPARSE_FWD(softmax_ce_sparse_fwd_warp_f32, GG_WARP_KERNEL, gg::WarpRows, f
 GG_CE_SPARSE_FWD(softmax_ce_sparse_fwd_warp_f64, GG_WARP_KERNEL, gg::WarpRows, double)
 GG_CE_SPARSE_FWD(softmax_ce_sparse_fwd_block_f32, GG_BLOCK_KERNEL, gg::BlockRows, float)
 GG_CE_SPARSE_FWD(softmax_ce_sparse_fwd_block_f64, GG_BLOCK_KERNEL, gg::BlockRows, double)
-GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_f32, float)
-GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_f64, double)
+GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_warp_f32, GG_WARP_KERNEL, gg::WarpRows, float)
+GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_warp_f64, GG_WARP_KERNEL, gg::WarpRows, double)
+GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_block_f32, GG_BLOCK_KERNEL, gg::BlockRows, float)
+GG_CE_SPARSE_BWD(softmax_ce_sparse_bwd_block_f64, GG_BLOCK_KERNEL, gg::BlockRows, double)

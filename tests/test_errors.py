@@ -88,12 +88,15 @@ def test_where_names_the_three_shapes(device):
         (lambda d: gg.stack([gg.zeros(2, device=d), gg.zeros(3, device=d)]), ["(2,)", "(3,)"]),
         (lambda d: gg.squeeze(gg.zeros((2, 3), device=d), axis=1), ["axis 1", "(2, 3)"]),
         (lambda d: gg.sum(gg.zeros((2, 3), device=d), axis=2), ["axis 2"]),
+        (lambda d: gg.mean(gg.zeros((), device=d), axis=1), ["axis 1", "0 dimension"]),
+        (lambda d: gg.concat([gg.zeros((), device=d), gg.ones((), device=d)]), ["0-d", "stack"]),
         (
             lambda d: gg.losses.mse(gg.zeros((2, 3), device=d), gg.zeros((2, 4), device=d)),
             ["(2, 3)", "(2, 4)"],
         ),
     ],
-    ids=["reshape", "broadcast_to", "concat", "stack", "squeeze", "axis", "loss shapes"],
+    ids=["reshape", "broadcast_to", "concat", "stack", "squeeze", "axis", "axis of 0-d", "concat 0-d",
+         "loss shapes"],
 )
 def test_shape_errors_of_other_ops(device, call, words):
     with pytest.raises(ValueError) as e:

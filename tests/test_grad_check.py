@@ -288,6 +288,9 @@ def test_reductions_as_methods_and_of_scalars(device, name, order):
     check(device, lambda x: getattr(x, name)(axis=1) ** 2, [uniform((3, 2), seed=2)], order)
     check(device, lambda x: getattr(x, name)() ** 2, [uniform((5,), seed=3)], order)
     check(device, lambda x: getattr(gg, name)(x) ** 2, [np.array(0.7)], order)
+    # axis 0 of a 0-d tensor is the tensor itself (as PyTorch)
+    check(device, lambda x: getattr(gg, name)(x, axis=0) ** 2, [np.array(0.7)], order)
+    check(device, lambda x: getattr(gg, name)(x, axis=0, keepdims=True) ** 2, [np.array(0.7)], order)
 
 
 @pytest.mark.parametrize("order", ORDERS)

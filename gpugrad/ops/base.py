@@ -138,5 +138,6 @@ def normalize_axis(axis, ndim: int):
         a = int(a)
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
-        out.append(a % ndim if ndim else 0)
+        if ndim:  # axis 0 of a 0-d tensor is the tensor itself: nothing to reduce
+            out.append(a % ndim)
     return tuple(sorted(set(out)))

@@ -48,7 +48,33 @@ def _matmul_bwd(g, out, need):
             gb = unbroadcast(reshape(matrix_transpose(a) @ g2, g2.shape[:-2] + (b.shape[0],)), b)
         return ga, gb
     if need[0]:
-        ga = unbroadcast(g @ matrix_transpose(b), a)
+        ga = unbroadcast(matmul_nt(g, b), a)
     if need[1]:
-        gb = unbroadcast(matrix_transpose(a) @ g, b)
+        gb = unbroadcast(matmul_tn(a, g), b)
     return ga, gb
+
+
+def matmul_nt(a: Tensor, b: Tensor) -> Tensor:
+    """a @ bᵀ (last two axes) in one op: d a = G @ b, d b = Gᵀ @ a."""
+    return record(a.data @ b.data.swapaxes(-1, -2), (a, b), _nt_bwd, "matmul_nt")
+
+
+def matmul_tn(a: Tensor, b: Tensor) -> Tensor:
+    """aᵀ @ b (last two axes) in one op: d a = b @ Gᵀ, d b = a @ G."""
+    return record(a.data.swapaxes(-1, -2) @ b.data, (a, b), _tn_bwd, "matmul_tn")
+
+
+def _nt_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (
+        unbroadcast(g @ b, a) if need[0] else None,
+        unbroadcast(matmul_tn(g, a), b) if need[1] else None,
+    )
+
+
+def _tn_bwd(g, out, need):
+    a, b = out._node.inputs
+    return (
+        unbroadcast(matmul_nt(b, g), a) if need[0] else None,
+        unbroadcast(a @ g, b) if need[1] else None,
+    )

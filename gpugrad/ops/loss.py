@@ -1,10 +1,10 @@
 """Per-row losses with fused CUDA kernels, and their backward ops.
 
-Each loss reduces the last axis to one value per row: ``rows = loss(target, pred)``. On CuPy
-float arrays the forward and the first backward are one kernel launch each; on NumPy (and as the
-reference) they are the composed gpugrad expressions below. The backward op's own backward (second
-order) differentiates the composed expression again (``composed_vjp``): exact, and only paid for
-when a higher order is asked for.
+Each loss reduces the last axis to one value per row: ``rows = loss(target, pred)``. The forward
+and the first backward are one fused pass each: a CUDA kernel launch on CuPy float arrays
+(:mod:`gpugrad.kernels`), a few array calls elsewhere (:mod:`.array_kernels`). The backward op's
+own backward (second order) differentiates the composed gpugrad expressions below again
+(``composed_vjp``): exact, and only paid for when a higher order is asked for.
 
 The fused softmax-cross-entropy forward keeps only each row's log-sum-exp for the backward, which
 writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
@@ -12,8 +12,8 @@ writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
 
 from __future__ import annotations
 
-from ..graph import no_grad
 from ..tensor import Tensor
+from . import array_kernels
 from .base import kernels_for, record
 
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped into [eps, 1 - eps]
@@ -138,18 +138,25 @@ SPARSE_SOFTMAX_CE = RowLoss(
 )
 
 
+def _fused(d):
+    """The CUDA kernels for a float32/float64 CuPy array, else the array-call versions."""
+    return kernels_for(d) or array_kernels
+
+
+def _like(target, pred):
+    tdat = target.data
+    if tdat.dtype.kind == "f" and tdat.dtype != pred.dtype:
+        tdat = tdat.astype(pred.dtype)
+    return tdat
+
+
 def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
-    """``spec``'s per-row loss of ``pred`` against ``target`` (shapes already checked)."""
-    k = kernels_for(pred.data)
-    saved = None
-    if k is not None:
-        tdat = target.data
-        if tdat.dtype.kind == "f" and tdat.dtype != pred.dtype:
-            tdat = tdat.astype(pred.dtype)
-        rows, saved = spec.kfwd(k, tdat, pred.data)
-    else:
-        with no_grad():
-            rows = spec.forward(target, pred).data
+    """``spec``'s per-row loss of ``pred`` against ``target`` (shapes already checked).
+
+    The forward and the first backward are one fused pass each; the backward's own backward
+    (second order) differentiates the composed form again.
+    """
+    rows, saved = spec.kfwd(_fused(pred.data), _like(target, pred), pred.data)
 
     def bwd(g, out, need):
         from ..tape import composed_vjp
@@ -162,15 +169,10 @@ def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
 
 
 def _row_loss_grad(spec, target, pred, g, saved) -> Tensor:
-    k = kernels_for(pred.data)
-    if k is not None:
-        tdat = target.data
-        if tdat.dtype.kind == "f" and tdat.dtype != pred.dtype:
-            tdat = tdat.astype(pred.dtype)
-        out = spec.kbwd(k, tdat, pred.data, g.data.astype(pred.dtype, copy=False), saved)
-    else:
-        with no_grad():
-            out = spec.grad(target, pred, g).data
+    gd = g.data
+    if gd.dtype != pred.dtype:
+        gd = gd.astype(pred.dtype)
+    out = spec.kbwd(_fused(pred.data), _like(target, pred), pred.data, gd, saved)
 
     def bwd(G, o, need):
         from ..tape import composed_vjp

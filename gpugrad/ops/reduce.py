@@ -24,13 +24,13 @@ def _kshape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def _expand(g, x, axes, keepdims):
-    """Broadcast a reduced gradient back to the input's shape."""
+def _expand(g, x, axes, keepdims, scale=None):
+    """Broadcast a reduced gradient (times ``scale``) back to the input's shape."""
     from .shape import broadcast_to, reshape
 
     if not keepdims and axes and axes != tuple(range(len(axes))):
         g = reshape(g, _kshape(x.shape, axes))  # reduced axes that are not leading come back as 1s
-    return broadcast_to(g, x.shape)
+    return broadcast_to(g, x.shape, scale)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
@@ -56,8 +56,10 @@ def mean(x, axis=None, keepdims=False):
     else:
         out = d.mean(axis=axes, keepdims=keepdims)
 
+    scale = 1.0 / builtins.max(count, 1)
+
     def bwd(g, o, need):
-        return (_expand(g / float(builtins.max(count, 1)), x, axes, keepdims),)
+        return (_expand(g, x, axes, keepdims, scale),)
 
     return record(out, (x,), bwd, "mean")
 

@@ -78,25 +78,28 @@ def squeeze(x, axis=None) -> Tensor:
     return reshape(x, shape)
 
 
-def broadcast_to(x, shape) -> Tensor:
+def broadcast_to(x, shape, scale=None) -> Tensor:
+    """``x`` repeated to ``shape`` (NumPy broadcasting), times ``scale`` if given (one op: the
+    backward of ``mean``)."""
     x = unary(x)
     shape = tuple(shape)
-    if x.shape == shape:
+    if x.shape == shape and scale is None:
         return x
     d = x.data
     try:
         if type(d) is np.ndarray or isinstance(d, np.generic):
             out = np.empty(shape, dtype=d.dtype)  # a filled copy: 4x cheaper than np.broadcast_to
-            out[...] = d
+            out[...] = d if scale is None else d * scale
         else:
-            out = _xp(d).broadcast_to(d, shape)
+            out = _xp(d).broadcast_to(d if scale is None else d * scale, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {x.shape} to shape {shape}") from None
-    return record(out, (x,), _broadcast_bwd, "broadcast_to")
 
+    def bwd(g, out, need):
+        gx = unbroadcast(g, x)
+        return (gx if scale is None else gx * scale,)
 
-def _broadcast_bwd(g, out, need):
-    return (unbroadcast(g, out._node.inputs[0]),)
+    return record(out, (x,), bwd, "broadcast_to")
 
 
 def _same_device(tensors, op):
@@ -110,6 +113,8 @@ def concat(values, axis: int = 0) -> Tensor:
     ts = [unary(v) for v in values]
     if not ts:
         raise ValueError("concat: needs at least one tensor")
+    if ts[0].ndim == 0:
+        raise ValueError("concat: 0-d tensors have no axis to join along; use stack")
     _same_device(ts, "concat")
     ax = normalize_axis(axis, ts[0].ndim)[0]
     for t in ts[1:]:

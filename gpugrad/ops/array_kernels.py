@@ -1,0 +1,114 @@
+"""The fused loss passes written with array calls: NumPy on the CPU, and the generic CuPy path
+where our CUDA kernels are off. Same entry points and semantics as :mod:`gpugrad.kernels`, so the
+loss ops dispatch to one or the other and nothing else changes.
+
+``rows`` means every axis but the last; ``C`` is the last axis' length. Each forward returns
+one loss per row and what its backward needs; each backward takes the per-row upstream
+gradient ``g``. (The CUDA kernels save each row's log-sum-exp; here the row max and log-sum are
+kept apart, which is exact at any logit scale.)
+"""
+
+from __future__ import annotations
+
+from .. import backend
+
+
+def _xp(a):
+    return backend.get_array_module(a)
+
+
+def _col(g):
+    return g[..., None]
+
+
+def mse_fwd(t, p):
+    d = p - t
+    d *= d
+    return d.sum(axis=-1) * (1.0 / p.shape[-1])
+
+
+def mse_bwd(t, p, g):
+    d = p - t
+    d *= _col(g) * (2.0 / p.shape[-1])
+    return d
+
+
+def bce_fwd(t, p, eps):
+    xp = _xp(p)
+    pc = xp.clip(p, eps, 1.0 - eps)
+    ll = t * xp.log(pc)
+    ll += (1.0 - t) * xp.log1p(-pc)
+    return ll.sum(axis=-1) * (-1.0 / p.shape[-1])
+
+
+def bce_bwd(t, p, g, eps):
+    xp = _xp(p)
+    pc = xp.clip(p, eps, 1.0 - eps)
+    d = (pc - t) / (pc * (1.0 - pc))
+    d *= _col(g) * (1.0 / p.shape[-1])
+    d *= (p > eps) & (p < 1.0 - eps)  # the clip is flat outside [eps, 1 - eps]
+    return d
+
+
+def bce_logits_fwd(t, z):
+    # max(z, 0) − z·t + log(1 + e^{−|z|}): never overflows
+    xp = _xp(z)
+    ll = xp.log1p(xp.exp(-xp.abs(z)))
+    ll += xp.maximum(z, 0)
+    ll -= z * t
+    return ll.sum(axis=-1) * (1.0 / z.shape[-1])
+
+
+def bce_logits_bwd(t, z, g):
+    from .activation import Sigmoid
+
+    d = Sigmoid.forward_cpu(z) - t
+    d *= _col(g) * (1.0 / z.shape[-1])
+    return d
+
+
+def _shift_logsum(z):
+    """(m, log Σ e^{z−m}) per row, kept apart: e^{(z−m) − log s} is exact for logits of ±1e4,
+    where e^{z − lse} would lose ~1e-3 to the rounding of lse ≈ 1e4 in float32."""
+    xp = _xp(z)
+    m = z.max(axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    return m, xp.log(xp.exp(z - m).sum(axis=-1, keepdims=True))
+
+
+def _probs(z, saved):
+    m, logs = saved
+    p = z - m
+    p -= logs
+    return _xp(z).exp(p, out=p)
+
+
+def softmax_ce_fwd(z, t):
+    """Returns (loss per row, saved); loss = Σ t·(log s − (z − m)), no cancellation."""
+    m, logs = _shift_logsum(z)
+    nll = logs - (z - m)
+    return (t * nll).sum(axis=-1), (m, logs)
+
+
+def softmax_ce_bwd(z, saved, t, g):
+    p = _probs(z, saved)
+    p *= t.sum(axis=-1, keepdims=True)
+    p -= t
+    p *= _col(g)
+    return p
+
+
+def softmax_ce_sparse_fwd(z, labels):
+    xp = _xp(z)
+    m, logs = _shift_logsum(z)
+    picked = xp.take_along_axis(z, _col(labels), axis=-1) - m
+    return (logs - picked)[..., 0], (m, logs)
+
+
+def softmax_ce_sparse_bwd(z, saved, labels, g):
+    xp = _xp(z)
+    p = _probs(z, saved)
+    idx = _col(labels)
+    xp.put_along_axis(p, idx, xp.take_along_axis(p, idx, axis=-1) - 1, axis=-1)
+    p *= _col(g)
+    return p
