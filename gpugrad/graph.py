@@ -9,6 +9,7 @@ records the backward pass too: that is how every order of derivative works.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 
 from .tensor import Tensor, Variable
@@ -26,6 +27,9 @@ class _State(threading.local):
 STATE = _State()
 
 
+_seq = itertools.count()
+
+
 class Node:
     """One recorded op: its inputs, a backward function and which graphs it belongs to.
 
@@ -33,9 +37,10 @@ class Node:
     says which inputs want one.
     """
 
-    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name")
+    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name", "seq")
 
     def __init__(self, inputs, backward, tapes, rg, name):
+        self.seq = next(_seq)  # creation order: a node's inputs were all made before it
         self.inputs = inputs
         self.backward = backward
         self.tapes = tapes
@@ -77,6 +82,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     rec = st.recording
     rg = False
     seen = None
+    has_var = False
     if not rec:
         for x in inputs:
             if isinstance(x, Tensor) and x._rg:
@@ -84,26 +90,32 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
                 break
         else:
             return out
+        has_var = any(isinstance(x, Variable) for x in inputs)
     else:
         for x in inputs:
             if not isinstance(x, Tensor):
                 continue
             if x._rg:
                 rg = True
-            t = _autowatch(x, st) if (x._is_var and st.autowatch) else x._tapes
+            if x._is_var:
+                has_var = True
+                t = _autowatch(x, st) if st.autowatch else x._tapes
+            else:
+                t = x._tapes
             if t:
-                seen = t if seen is None else seen | t
-        if seen is not None:
+                if seen is None:
+                    seen = t
+                elif t is not seen and not t <= seen:
+                    seen = seen | t
+        if seen is not None and not seen <= rec:  # tapes no longer recording drop out
             seen = seen & rec or None
         if seen is None and not rg:
             return out
     if out_data.dtype.kind not in "fc":
         return out  # integer and bool results are never differentiated
     node = Node(inputs, backward, seen, rg, name)
-    for x in inputs:
-        if isinstance(x, Variable):
-            node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
-            break
+    if has_var:
+        node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
     out._node = node
     out._tapes = seen
     out._rg = rg
@@ -186,6 +198,10 @@ def _release(node, tape_id) -> None:
             node.release()
 
 
+def _seq_of(t):
+    return t._node.seq
+
+
 def walk(targets, seeds, sources, tape_id, retain: bool):
     """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
 
@@ -194,45 +210,37 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
     DFS gives the topological order, then one reverse sweep.
     """
     source_ids = {id(s) for s in sources}
-    order = []
-    need = {}
-    visited = set()
-    stack = [(t, False) for t in targets]
-    pop, push = stack.pop, stack.append
+    # 1. every tensor reachable through nodes of this graph (iterative, no recursion)
+    seen = {id(t) for t in targets}
+    stack = list(targets)
+    kept = []
     while stack:
-        t, expanded = pop()
-        tid = id(t)
-        if expanded:
-            flag = tid in source_ids
-            if not flag:
-                for x in t._node.inputs:
-                    if need.get(id(x), False):
-                        flag = True
-                        break
-            need[tid] = flag
-            order.append(t)
-            continue
-        if tid in visited:
-            continue
-        visited.add(tid)
+        t = stack.pop()
         n = t._node
         if n is None:
-            need[tid] = tid in source_ids
             continue
         if tape_id is None:
             if n.freed:
                 raise RuntimeError(_FREED)
-            kept = n.rg
+            if not n.rg:
+                continue
         else:
             tp = n.tapes
-            kept = tp is not None and tape_id in tp and n.inputs is not None
-        if kept:
-            push((t, True))
-            for x in n.inputs:
-                if isinstance(x, Tensor) and id(x) not in visited:
-                    push((x, False))
-        else:
-            need[tid] = tid in source_ids
+            if tp is None or tape_id not in tp or n.inputs is None:
+                continue
+        kept.append(t)
+        for x in n.inputs:
+            if isinstance(x, Tensor) and id(x) not in seen:
+                seen.add(id(x))
+                stack.append(x)
+    # 2. topological order for free: nodes were created after their inputs
+    kept.sort(key=_seq_of)
+    need = dict.fromkeys(source_ids, True)
+    for t in kept:  # inputs first: a tensor needs a gradient if it leads to a source
+        tid = id(t)
+        if tid not in need:
+            need[tid] = any(map(need.get, map(id, t._node.inputs)))
+    order = kept
 
     grads = {}
     for t, g in zip(targets, seeds):
@@ -241,11 +249,11 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
         tid = id(t)
         n = t._node
         g = grads.get(tid)
-        if g is not None and need[tid]:
+        if g is not None and need.get(tid):
             if n.versions:
                 _check_versions(n)
             inputs = n.inputs
-            mask = [need.get(id(x), False) for x in inputs]
+            mask = list(map(need.get, map(id, inputs)))  # truthy where that input wants a gradient
             gin = n.backward(g, t, mask)
             for x, m, gx in zip(inputs, mask, gin):
                 if m and gx is not None:

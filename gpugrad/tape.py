@@ -152,7 +152,15 @@ class GradientTape:
 
     def _run(self, targets, seeds, sources, retain):
         srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s)]
-        got = graph.walk(targets, seeds, srcs, self._id, retain)
+        st = STATE
+        if st.recording or not st.enabled:
+            got = graph.walk(targets, seeds, srcs, self._id, retain)
+        else:  # no tape records the backward pass: build no graph while it runs
+            st.enabled = False
+            try:
+                got = graph.walk(targets, seeds, srcs, self._id, retain)
+            finally:
+                st.enabled = True
         return [got.get(id(s)) if isinstance(s, Tensor) else None for s in sources]
 
     def gradient(self, target, sources, output_gradients=None, unconnected_gradients="none"):
@@ -183,7 +191,7 @@ class GradientTape:
         if not self._persistent:
             self._used = True
             self._unmark()
-            self._watched = {id(v): v for v in self.watched_variables()}  # still listed, as TF
+            self._watched = {k: v for k, v in self._watched.items() if v._is_var}  # still listed, as TF
 
     def jacobian(self, target, sources, unconnected_gradients="none"):
         """J[i..., j...] = d target[i...] / d source[j...], for each source in ``sources``."""

@@ -24,18 +24,19 @@ def _xp(d):
 class Sigmoid:
     @staticmethod
     def forward_cpu(x):
-        # σ(x) = 1/(1+e^{-x}) for x ≥ 0 and e^{x}/(1+e^{x}) below: exp never overflows.
+        # σ(x) = 1/(1 + e^{−x}): accurate to a few ulp everywhere; e^{−x} overflows to inf only
+        # where σ(x) < 1e-38 (float32), and 1/(1 + inf) = 0 is then the right answer.
         xp = _xp(x)
-        if x.ndim == 0:  # NumPy ufuncs give scalars, not arrays, for 0-d inputs: no out=
-            e = xp.exp(-abs(x))
-            return (1 / (1 + e) if x >= 0 else e / (1 + e)).astype(x.dtype)
-        e = xp.abs(x)
-        xp.negative(e, out=e)
-        xp.exp(e, out=e)  # e = exp(-|x|) in (0, 1]
-        r = e + 1
-        xp.reciprocal(r, out=r)  # 1/(1+e): σ(|x|)
-        xp.multiply(r, e, out=r, where=x < 0)  # e/(1+e) = σ(−|x|) where x < 0
-        return r
+        if xp is not np:
+            return 1 / (1 + xp.exp(-x))
+        with np.errstate(over="ignore"):
+            if x.ndim == 0:  # ufuncs give scalars for 0-d input, so no out= below
+                return (1 / (1 + np.exp(-x))).astype(x.dtype)
+            e = np.negative(x)
+            np.exp(e, out=e)
+            e += 1
+            np.reciprocal(e, out=e)
+        return e
 
     @staticmethod
     def forward_gpu(k, x):

@@ -106,7 +106,7 @@ def unbroadcast(g: Tensor, x) -> Tensor | None:
     axes = tuple(range(lead)) + tuple(
         i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
     )
-    ops = _ops()
+    ops = _OPS or _load_ops()
     if axes:
         g = ops.reduce.sum(g, axis=axes, keepdims=False)
     if g.data.shape != shape:
@@ -114,10 +114,15 @@ def unbroadcast(g: Tensor, x) -> Tensor | None:
     return g
 
 
-def _ops():
-    """The ops package (imported on first use: the op modules import this one)."""
+_OPS = None
+
+
+def _load_ops():
+    """The ops package, bound on first use (the op modules import this one)."""
+    global _OPS
     from .. import ops
 
+    _OPS = ops
     return ops
 
 

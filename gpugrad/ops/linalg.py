@@ -8,7 +8,10 @@ from .shape import expand_dims, matrix_transpose, reshape
 
 
 def matmul(a, b) -> Tensor:
-    a, b, ad, bd = pair(a, b, "matmul")
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and type(a.data) is type(b.data):
+        ad, bd = a.data, b.data
+    else:
+        a, b, ad, bd = pair(a, b, "matmul")
     if not isinstance(a, Tensor) or not isinstance(b, Tensor) or ad.ndim == 0 or bd.ndim == 0:
         raise ValueError("matmul: both operands must have at least one dimension; use * for scalars")
     ka = ad.shape[-1]

@@ -10,6 +10,7 @@ two are equal (as TensorFlow); ``abs`` has gradient 0 at 0.
 from __future__ import annotations
 
 import builtins
+import operator
 
 import numpy as np
 
@@ -104,15 +105,11 @@ def _min_bwd(g, out, need):
     )
 
 
-def _np_pow(a, b):
-    return a**b
-
-
-add = _binary("add", lambda a, b: a + b, _add_bwd)
-subtract = _binary("subtract", lambda a, b: a - b, _sub_bwd)
-multiply = _binary("multiply", lambda a, b: a * b, _mul_bwd)
-divide = _binary("divide", lambda a, b: a / b, _div_bwd)
-pow = _binary("pow", _np_pow, _pow_bwd)  # noqa: A001
+add = _binary("add", operator.add, _add_bwd)
+subtract = _binary("subtract", operator.sub, _sub_bwd)
+multiply = _binary("multiply", operator.mul, _mul_bwd)
+divide = _binary("divide", operator.truediv, _div_bwd)
+pow = _binary("pow", operator.pow, _pow_bwd)  # noqa: A001
 maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd)
 minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd)
 
@@ -188,11 +185,30 @@ log = _unary("log", lambda d: _xp(d).log(d), lambda g, out, need: (g / _x(out),)
 log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, out, need: (g / (_x(out) + 1.0),))
 expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, out, need: (g * (out + 1.0),))
 sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, out, need: (g * 0.5 / out,))
-square = _unary("square", lambda d: d * d, lambda g, out, need: (g * 2.0 * _x(out),))
+square = _unary("square", lambda d: d * d, lambda g, out, need: (scaled_product(g, _x(out), 2.0),))
 sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, out, need: (g * cos(_x(out)),))
 cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, out, need: (-g * sin(_x(out)),))
 tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, out, need: (g * (1.0 + out * out),))
 abs = _unary("abs", lambda d: _xp(d).abs(d), lambda g, out, need: (g * sign(_x(out)),))  # noqa: A001
+
+
+def scaled_product(a, b, c: float) -> Tensor:
+    """c·a·b in one op (the backward of ``square`` is 2·g·x): d a = c·G·b, d b = c·G·a."""
+    out = a.data * b.data
+    out = out * c if out.ndim == 0 else _imul(out, c)
+
+    def bwd(G, o, need):
+        return (
+            unbroadcast(scaled_product(G, b, c), a) if need[0] else None,
+            unbroadcast(scaled_product(G, a, c), b) if need[1] else None,
+        )
+
+    return record(out, (a, b), bwd, "scaled_product")
+
+
+def _imul(out, c):
+    out *= c
+    return out
 
 
 def sign(x) -> Tensor:
