@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import backend
 from .tape import GradientTape
 from .tensor import Tensor, Variable
@@ -151,18 +153,18 @@ class SGD(Optimizer):
         return (_zeros_like(v),) if self.momentum else ()
 
     def _update(self, v, g, lr, state):
-        w = v.data
+        # Variable._update writes in place when no one else holds the array (else swaps in a new one)
         if not self.momentum:
-            v._set(w - lr * g)
+            v._update(np.subtract, lr * g)
             return
         m = state[1]
         mom = self.momentum
         m *= mom  # the state array is ours: update it in place
         m -= lr * g
         if self.nesterov:
-            v._set(w + (mom * m - lr * g))
+            v._update(np.add, mom * m - lr * g)
         else:
-            v._set(w + m)
+            v._update(np.add, m)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -203,7 +205,7 @@ class Adam(Optimizer):
         m += (1.0 - b1) * g
         s *= b2
         s += (1.0 - b2) * (g * g)
-        v._set(v.data - (self._lr_t * m) / (xp.sqrt(s) + self.epsilon))
+        v._update(np.subtract, (self._lr_t * m) / (xp.sqrt(s) + self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -8,11 +8,14 @@ instead of giving a wrong gradient.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import backend
 
 FLOAT_KINDS = "fc"
+_SOLE_OWNER = 3  # sys.getrefcount(d) in Variable._update: the slot, the local name, the argument
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
@@ -256,10 +259,21 @@ class Variable(Tensor):
         return self._set(self._value_like(value).copy())
 
     def assign_add(self, delta) -> Variable:
-        return self._set(self.data + self._value_like(delta))
+        return self._update(np.add, self._value_like(delta))
 
     def assign_sub(self, delta) -> Variable:
-        return self._set(self.data - self._value_like(delta))
+        return self._update(np.subtract, self._value_like(delta))
+
+    def _update(self, ufunc, v) -> Variable:
+        d = self.data
+        # Write in place only where nothing else can see the buffer: a NumPy array whose sole
+        # reference is this Variable (a view, an alias or a saved copy would raise the count).
+        # Elsewhere a new array is swapped in, so earlier results keep their values.
+        if type(d) is np.ndarray and sys.getrefcount(d) <= _SOLE_OWNER and d.flags.writeable:
+            ufunc(d, v, out=d)
+            self._version += 1
+            return self
+        return self._set(ufunc(d, v))
 
     def __repr__(self):
         return super().__repr__().replace("Variable(", f"Variable(name={self.name!r}, ", 1)
