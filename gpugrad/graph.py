@@ -57,10 +57,6 @@ class Node:
         self.backward = None
 
 
-def is_recording() -> bool:
-    return STATE.enabled and bool(STATE.recording)
-
-
 _new = object.__new__
 
 

@@ -9,7 +9,6 @@ two are equal (as TensorFlow); ``abs`` has gradient 0 at 0.
 
 from __future__ import annotations
 
-import builtins
 import operator
 
 import numpy as np
@@ -278,19 +277,3 @@ def cast(x, dtype) -> Tensor:
 def _cast_bwd(g, out, need):
     x = _x(out)
     return (cast(g, x.dtype) if is_float(x.dtype) else None,)
-
-
-def sum_n(tensors):
-    """Elementwise sum of a list of tensors."""
-    out = tensors[0]
-    for t in tensors[1:]:
-        out = out + t
-    return out
-
-
-def log_base(x, base: float) -> Tensor:
-    return log(x) / float(np.log(base))
-
-
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "builtins", "np")]
-del builtins

@@ -126,10 +126,3 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
         return (where(Tensor._make(zero), 0.0, _expand(g, x, axes, keepdims) * x / safe),)
 
     return record(out, (x,), bwd, "norm")
-
-
-def reduce_std(x, axis=None, keepdims=False):
-    from .math import sqrt, square
-
-    m = mean(x, axis=axis, keepdims=True)
-    return sqrt(mean(square(x - m), axis=axis, keepdims=keepdims))
