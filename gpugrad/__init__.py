@@ -6,6 +6,7 @@ from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing  
 from .backend import default_device, device, set_default_device
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
+from .jit import TracingError, jit
 from .ops import (
     abs,
     add,
