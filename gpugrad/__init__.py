@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing  # noqa: F401
 from .backend import default_device, device, set_default_device
+from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
 from .ops import (
@@ -55,6 +56,7 @@ from .ops import (
     where,
 )
 from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
