@@ -326,6 +326,12 @@ class Trace:
         self.call(fn, args, {})
         self.instrs[-1].host = True
 
+    def host_array(self, fn, args, kwargs):
+        """An array made by host code (a random draw): run now and at every replay."""
+        res = self.call(fn, args, kwargs)
+        self.instrs[-1].host = True
+        return res
+
     def host(self, fn):
         """Run ``fn`` now and at every replay; its numbers come back as :class:`HostValue`s."""
         if self.closed:

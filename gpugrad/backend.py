@@ -78,6 +78,14 @@ def device_of(a) -> str:
 
 _host_hook = None  # set by gg.jit while it traces
 _check_hook = None
+_array_hook = None
+
+
+def host_array(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``: an array made by host-side code (random numbers). While a compiled
+    step traces, the call is also recorded to run at every replay, so each call draws afresh."""
+    hook = _array_hook
+    return fn(*args, **kwargs) if hook is None else hook(fn, args, kwargs)
 
 
 def checked(fn, *args) -> None:
@@ -197,3 +205,10 @@ def array_on(data, dev: str, dtype=None):
     cp = cupy()
     with cp.cuda.Device(int(dev.split(":")[1])):
         return cp.asarray(data, dtype=dtype)
+
+
+def cupy_special():
+    """``cupyx.scipy.special`` (erf and friends on CuPy arrays), imported on first need."""
+    import cupyx.scipy.special as special  # noqa: PLC0415
+
+    return special

@@ -242,6 +242,7 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
     _trace.ACTIVE = t
     backend._host_hook = t.host
     backend._check_hook = t.check
+    backend._array_hook = t.host_array
     ok = False
     try:
         out = fn(*args, **kwargs)
@@ -250,6 +251,7 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
         _trace.ACTIVE = None
         backend._host_hook = None
         backend._check_hook = None
+        backend._array_hook = None
         state = _settle(t, saved)
         t.closed = not ok
     # the outputs, as real values

@@ -543,3 +543,31 @@ def test_cuda_replay_equals_eager(cuda_graph):
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
     for a, b in zip(runs[1][1], runs[0][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_random_draws_are_fresh_at_every_call():
+    gg.random.seed(3)
+
+    @gg.jit
+    def noisy(x):
+        return x + gg.random.normal([4])
+
+    x = gg.zeros([4])
+    a, b, c = noisy(x).numpy(), noisy(x).numpy(), noisy(x).numpy()
+    assert not np.array_equal(a, b) and not np.array_equal(b, c)
+    gg.random.seed(3)
+    np.testing.assert_array_equal(gg.random.normal([4]).numpy(), a)
+    np.testing.assert_array_equal(gg.random.normal([4]).numpy(), b)
+
+
+def test_fit_with_dropout_and_jit_compile_matches_eager():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = rng.standard_normal((64, 1)).astype(np.float32)
+    hist = []
+    for jc in (False, True):
+        gg.random.seed(0)
+        m = gg.nn.Sequential([gg.nn.Dense(16, activation="relu"), gg.nn.Dropout(0.5, seed=4), gg.nn.Dense(1)])
+        m.compile(optimizer="sgd", loss="mse", jit_compile=jc)
+        hist.append(m.fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False).history["loss"])
+    np.testing.assert_allclose(hist[1], hist[0], rtol=1e-6)
