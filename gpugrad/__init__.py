@@ -54,7 +54,20 @@ from .ops import (
     transpose,
     where,
 )
-from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.creation import (
+    arange,
+    asarray,
+    constant,
+    eye,
+    from_numpy,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
@@ -71,7 +84,7 @@ bool_ = "bool"
 
 def from_dlpack(x) -> Tensor:
     """A Tensor sharing memory with a DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
-    return Tensor(x)
+    return asarray(x)
 
 
 def reduce_sum(x, axis=None, keepdims=False):
