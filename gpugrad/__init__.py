@@ -9,6 +9,8 @@ from .graph import enable_grad, no_grad
 from .ops import (
     abs,
     add,
+    argmax,
+    argmin,
     broadcast_to,
     clip,
     concat,
@@ -54,6 +56,7 @@ from .ops import (
     transpose,
     where,
 )
+from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
 from .ops.creation import (
     arange,
     asarray,
@@ -80,6 +83,14 @@ float64 = "float64"
 int32 = "int32"
 int64 = "int64"
 bool_ = "bool"
+
+
+cat = concat  # PyTorch's name
+
+
+def manual_seed(seed: int) -> None:
+    """PyTorch's name for :func:`gpugrad.random.seed`: reseed every backend's generator."""
+    random.seed(seed)
 
 
 def from_dlpack(x) -> Tensor:
