@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing  # noqa: F401
+from . import autograd, cuda, distributed, losses, metrics, nn, optimizers, random, testing  # noqa: F401
 from .backend import default_device, device, set_default_device
+from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
 from .ops import (
@@ -71,6 +72,7 @@ from .ops.creation import (
     zeros,
     zeros_like,
 )
+from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
