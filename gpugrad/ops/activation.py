@@ -16,6 +16,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .base import kernel_module as _K
+from .base import to_float, unary
 from .op import KernelOp
 
 
@@ -138,8 +139,9 @@ class ReLUGrad(KernelOp):
 
 
 def sigmoid(x) -> Tensor:
-    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input."""
-    return Sigmoid.apply(x)
+    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
+    taken as float32)."""
+    return Sigmoid.apply(to_float(unary(x, "sigmoid")))
 
 
 def sigmoid_grad(y, gy) -> Tensor:
@@ -147,7 +149,7 @@ def sigmoid_grad(y, gy) -> Tensor:
 
 
 def tanh(x) -> Tensor:
-    return Tanh.apply(x)
+    return Tanh.apply(to_float(unary(x, "tanh")))
 
 
 def tanh_grad(y, gy) -> Tensor:

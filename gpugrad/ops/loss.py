@@ -2,8 +2,9 @@
 
 Each loss reduces the last axis to one value per row: ``rows = loss(target, pred)``. Each is a
 pair of :class:`~gpugrad.ops.op.Op` (the public ``gg.Op``): the loss over ``(pred, target)`` and
-its backward op. The forward and the first backward are one fused pass each: a CUDA kernel launch on CuPy float arrays
-(:mod:`gpugrad.kernels`), a few array calls elsewhere (:mod:`.array_kernels`). The backward op's
+its backward op. The forward and the first backward are one fused pass each: a CUDA kernel
+launch on CuPy float arrays (:mod:`gpugrad.kernels`), a few array calls elsewhere
+(:mod:`.array_kernels`). The backward op's
 own backward (second order) differentiates the composed gpugrad expressions below again
 (``composed_vjp``): exact, and only paid for when a higher order is asked for.
 
@@ -13,6 +14,7 @@ writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
 
 from __future__ import annotations
 
+from ..graph import composed_vjp
 from ..tensor import Tensor
 from . import array_kernels
 from .base import kernel_module as _K
@@ -116,8 +118,6 @@ def _fused_loss(name, forward, grad, kfwd, kbwd):
     """
 
     def loss_backward(ctx, g):
-        from ..tape import composed_vjp
-
         p, t = ctx.inputs
         need = ctx.needs_input_grad
         gp = grad_op.apply(p, t, g, saved=ctx.residual) if need[0] else None
@@ -125,8 +125,6 @@ def _fused_loss(name, forward, grad, kfwd, kbwd):
         return gp, gt
 
     def grad_backward(ctx, G):
-        from ..tape import composed_vjp
-
         p, t, g = ctx.inputs
         need = ctx.needs_input_grad
         gt, gp, gg = composed_vjp(grad, (t, p, g), G, (need[1], need[0], need[2]))

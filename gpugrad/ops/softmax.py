@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import backend
 from ..tensor import Tensor
 from .base import kernel_module as _K
-from .base import normalize_axis, unary
+from .base import normalize_axis, to_float, unary
 from .op import KernelOp
 
 
@@ -30,6 +30,8 @@ def _last(fn, x, axis, *more):
 
 def _softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:  # no row has an element to take the max of
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     e = xp.exp(x - xp.where(xp.isfinite(m), m, 0))
     return e / e.sum(axis=axis, keepdims=True)
@@ -37,6 +39,8 @@ def _softmax_np(x, axis):
 
 def _log_softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     z = x - xp.where(xp.isfinite(m), m, 0)
     return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -137,7 +141,7 @@ class LogSoftmaxGrad(KernelOp):
 
 def softmax(x, axis: int = -1) -> Tensor:
     """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k."""
-    x = unary(x)
+    x = to_float(unary(x, "softmax"))
     return Softmax.apply(x, axis=_axis(x, axis))
 
 
@@ -147,7 +151,7 @@ def softmax_grad(y, gy, axis: int) -> Tensor:
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x − logsumexp(x): finite for any finite logits."""
-    x = unary(x)
+    x = to_float(unary(x, "log_softmax"))
     return LogSoftmax.apply(x, axis=_axis(x, axis))
 
 
