@@ -16,10 +16,15 @@ from pathlib import Path
 
 from bench.workloads import BACKEND_NOTES, WORKLOADS
 
-# CPU targets: gpugrad's median time per step over the peer's must be at most this
-TARGETS = (("W1", "torch", 0.5), ("W2", "numpy", 1.1), ("W3", "autograd", 0.7))
+# CPU targets: (workload, backend, peer, limit): the backend's median time per step over the
+# peer's must be at most ``limit``
+TARGETS = (
+    ("W1", "gpugrad", "torch", 0.5), ("W2", "gpugrad", "numpy", 1.1), ("W3", "gpugrad", "autograd", 0.7),
+    ("W1", "gpugrad-jit", "numpy", 1.5), ("W1", "gpugrad-jit", "torch", 0.2),
+    ("W2", "gpugrad-jit", "numpy", 1.05), ("W3", "gpugrad-jit", "numpy", 1.3),
+)
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS", "GPUGRAD_KERNELS")
-REFERENCE_ORDER = ("numpy", "gpugrad", "torch", "autograd", "jax", "jax-jit")
+REFERENCE_ORDER = ("numpy", "gpugrad", "gpugrad-jit", "torch", "autograd", "jax", "jax-jit")
 
 
 def fmt_time(s) -> str:
@@ -94,6 +99,9 @@ def add_ratios(rows) -> None:
         gg = ok.get((key, size, "gpugrad", dev))
         if gg is not None:
             r["vs_gpugrad"] = gg["median_s"] / r["median_s"]
+        hand = ok.get((key, size, "numpy", "cpu"))
+        if hand is not None and dev == "cpu":
+            r["vs_numpy"] = r["median_s"] / hand["median_s"]
         if dev != "cpu":
             cpu = ok.get((key, size, b, "cpu"))
             if cpu is not None:
@@ -104,13 +112,13 @@ def targets(rows) -> list[dict]:
     ok = {(r["workload"], r["size"], r["backend"]): r
           for r in rows if r["status"] == "ok" and r["device"] == "cpu"}
     out = []
-    for key, peer, limit in TARGETS:
+    for key, backend, peer, limit in TARGETS:
         for (k, size, b), r in ok.items():
-            if k != key or b != peer or (key, size, "gpugrad") not in ok:
+            if k != key or b != peer or (key, size, backend) not in ok:
                 continue
-            ratio = ok[(key, size, "gpugrad")]["median_s"] / r["median_s"]
-            out.append({"workload": key, "size": size, "size_label": r["size_label"], "peer": peer,
-                        "device": "cpu", "ratio": ratio, "target": limit, "met": ratio <= limit})
+            ratio = ok[(key, size, backend)]["median_s"] / r["median_s"]
+            out.append({"workload": key, "size": size, "size_label": r["size_label"], "backend": backend,
+                        "peer": peer, "device": "cpu", "ratio": ratio, "target": limit, "met": ratio <= limit})
     return out
 
 
@@ -118,7 +126,8 @@ def targets(rows) -> list[dict]:
 
 
 def table(rows, tgts, problems, kernels) -> str:
-    head = ("workload", "size", "backend", "dev", "median", "IQR", "reps×steps", "gg/this", "GPU×", "check")
+    head = ("workload", "size", "backend", "dev", "median", "IQR", "reps×steps", "gg/this", "/numpy", "GPU×",
+            "check")
     lines = []
     missing = {}
     for r in rows:
@@ -128,7 +137,7 @@ def table(rows, tgts, problems, kernels) -> str:
         wl = f"{r['workload']} {r['name']}"
         name = r["backend"]
         if r["status"] != "ok":
-            lines.append((wl, r["size_label"], name, r["device"], r["status"], "-", "-", "-", "-",
+            lines.append((wl, r["size_label"], name, r["device"], r["status"], "-", "-", "-", "-", "-",
                           r.get("reason", "")))
             continue
         per = r["steps_per_repeat"]
@@ -138,6 +147,7 @@ def table(rows, tgts, problems, kernels) -> str:
             wl, r["size_label"], name, r["device"],
             f"{fmt_time(r['median_s'])}/{r['unit']}", fmt_time(r["iqr_s"]), reps,
             f"{r['vs_gpugrad']:.2f}" if "vs_gpugrad" in r else "-",
+            f"{r['vs_numpy']:.2f}" if "vs_numpy" in r else "-",
             f"{r['gpu_speedup']:.1f}" if "gpu_speedup" in r else "-",
             r.get("check", "-"),
         ))
@@ -157,14 +167,16 @@ def table(rows, tgts, problems, kernels) -> str:
     out.append("")
     out.append("gg/this: gpugrad's median time over this backend's on the same device "
                "(below 1: gpugrad is faster);")
-    out.append("GPU×: this backend's CPU time over its GPU time; IQR: interquartile range of the repeats.")
+    out.append("/numpy: this backend's time over hand-written NumPy's (CPU); "
+               "GPU×: this backend's CPU time over its GPU time;")
+    out.append("IQR: interquartile range of the repeats.")
     if tgts:
         out.append("")
-        out.append("CPU targets (gpugrad time / peer time):")
+        out.append("CPU targets (backend time / peer time):")
         for t in tgts:
             verdict = "met" if t["met"] else "MISSED"
-            out.append(f"  {t['workload']} {t['size_label']:<10} vs {t['peer']:<8} {t['ratio']:6.2f}  "
-                       f"(target <= {t['target']})  {verdict}")
+            out.append(f"  {t['workload']} {t['size_label']:<10} {t['backend']:<12} vs {t['peer']:<8} "
+                       f"{t['ratio']:6.2f}  (target <= {t['target']})  {verdict}")
     if kernels is not None:
         out.append("")
         why = f" ({kernels['reason']})" if kernels.get("reason") else ""
@@ -339,7 +351,51 @@ def write(record, table_text, out: Path, stem: str, plots: bool = True) -> list[
     paths[1].write_text(table_text + "\n")
     if plots:
         paths += plot_w2(record["measurements"], out, stem)
+        for key in ("W1", "W3"):
+            paths += plot_bars(record["measurements"], key, out, stem)
     return paths
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return None
+    return plt
+
+
+def plot_bars(rows, key: str, out: Path, stem: str) -> list[Path]:
+    """W1 / W3: median time per step of each backend (log scale), with its ratio to hand NumPy."""
+    sel = [r for r in rows if r["workload"] == key and r["status"] == "ok"]
+    plt = _pyplot()
+    if not sel or plt is None:
+        return []
+    made = []
+    for size in sorted({r["size"] for r in sel}):
+        grp = sorted((r for r in sel if r["size"] == size), key=lambda r: r["median_s"])
+        labels = [f"{r['backend']} ({r['device']})" for r in grp]
+        t = [r["median_s"] * 1e6 for r in grp]
+        lo = [(r["median_s"] - r["q25_s"]) * 1e6 for r in grp]
+        hi = [(r["q75_s"] - r["median_s"]) * 1e6 for r in grp]
+        fig, ax = plt.subplots(figsize=(7, 0.5 * len(grp) + 1.5))
+        colors = ["tab:red" if r["backend"].startswith("gpugrad") else "tab:blue" for r in grp]
+        ax.barh(labels, t, xerr=[lo, hi], color=colors, capsize=2)
+        for i, r in enumerate(grp):
+            if "vs_numpy" in r:
+                ax.text(t[i], i, f"  {r['vs_numpy']:.2f}× numpy", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"median time per {grp[0]['unit']} (µs), log scale")
+        ax.set_title(f"{key} {grp[0]['name']} {grp[0]['size_label']}: time per {grp[0]['unit']}")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        fig.tight_layout()
+        p = out / f"{stem}-{key.lower()}-time{'' if len(made) == 0 else f'-{size}'}.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        made.append(p)
+    return made
 
 
 def plot_w2(rows, out: Path, stem: str) -> list[Path]:
@@ -361,19 +417,29 @@ def plot_w2(rows, out: Path, stem: str) -> list[Path]:
         if "gpu_speedup" in r:
             speed[r["backend"]].append((r["size"], r["gpu_speedup"]))
     made = []
-    fig, ax = plt.subplots(figsize=(7, 5))
+    hand = {r["size"]: r["median_s"] for r in w2 if r["backend"] == "numpy" and r["device"] == "cpu"}
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(7, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     for label, pts in series.items():
         b, t, lo, hi = zip(*pts, strict=True)
         err = [[m - q for m, q in zip(t, lo, strict=True)], [q - m for m, q in zip(t, hi, strict=True)]]
-        ax.errorbar(b, t, yerr=err,
-                    marker="o", capsize=2, label=label, linestyle="--" if "cuda" in label else "-")
+        style = "--" if "cuda" in label else "-"
+        line = ax.errorbar(b, t, yerr=err, marker="o", capsize=2, label=label, linestyle=style)
+        rel = [(x, m / hand[x]) for x, m in zip(b, t, strict=True) if x in hand]
+        if rel:
+            ax2.plot(*zip(*rel, strict=True), marker="o", linestyle=style, color=line[0].get_color(), label=label)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("batch size B")
     ax.set_ylabel("median time per step (s)")
     ax.set_title("W2 mlp 784-256-10: time per SGD step")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    ax2.axhline(1.0, color="grey", linewidth=0.8)
+    ax2.axhline(1.05, color="tab:red", linewidth=0.8, linestyle=":")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("batch size B")
+    ax2.set_ylabel("time / hand-written NumPy's")
+    ax2.set_title("each backend's time over hand-written NumPy's (dotted: 1.05)")
+    ax2.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     p = out / f"{stem}-w2-time.png"
     fig.savefig(p, dpi=120)

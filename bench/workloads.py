@@ -64,6 +64,7 @@ W2_IN, W2_HIDDEN, W2_OUT = 784, 256, 10
 # backend -> devices it can run on
 BACKENDS = {
     "gpugrad": ("cpu", "cuda"),
+    "gpugrad-jit": ("cpu", "cuda"),
     "numpy": ("cpu",),
     "torch": ("cpu", "cuda"),
     "jax": ("cpu", "cuda"),
@@ -72,6 +73,7 @@ BACKENDS = {
 }
 BACKEND_NOTES = {
     "gpugrad": "gpugrad (GradientTape, assign_sub)",
+    "gpugrad-jit": "gpugrad, the same step compiled by gg.jit (CUDA graph on the GPU)",
     "numpy": "plain NumPy, hand-derived gradients (the floor)",
     "torch": "PyTorch eager (autograd.grad, in-place sub_)",
     "jax": "JAX eager (value_and_grad, no jit)",
@@ -335,6 +337,70 @@ class GpugradCase(Case):
         self.out = (s.data, g.data)
 
 
+class GpugradJitCase(GpugradCase):
+    """The same steps as :class:`GpugradCase`, each compiled by ``gg.jit`` (traced on its first
+    call after every reset, replayed after that)."""
+
+    backend = "gpugrad-jit"
+
+    def reset(self):
+        super().reset()
+        self._jitted = None
+
+    def _compiled(self, fn):
+        if self._jitted is None:
+            self._jitted = self.gg.jit(fn)
+        return self._jitted
+
+    def step_W1(self):
+        gg = self.gg
+        k, b = self.params
+        lr = LR["W1"]
+
+        def step(x, y):
+            with gg.GradientTape() as tape:
+                loss = gg.mean(gg.square(y - (x @ k + b)))
+            gk, gb = tape.gradient(loss, [k, b])
+            k.assign_sub(lr * gk)
+            b.assign_sub(lr * gb)
+            return loss
+
+        self.losses.append(self._compiled(step)(self.x, self.y).data)
+
+    def step_W2(self):
+        gg = self.gg
+        params = self.params
+        w1, b1, w2, b2 = params
+        lr = LR["W2"]
+
+        def step(x, labels):
+            with gg.GradientTape() as tape:
+                h = gg.relu(x @ w1 + b1)
+                z = h @ w2 + b2
+                loss = gg.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
+            grads = tape.gradient(loss, params)
+            for p, g in zip(params, grads, strict=True):
+                p.assign_sub(lr * g)
+            return loss
+
+        self.losses.append(self._compiled(step)(self.x, self.labels).data)
+
+    def step_W3(self):
+        gg = self.gg
+
+        def chain(x):
+            with gg.GradientTape() as tape:
+                tape.watch(x)
+                y = x
+                for _ in range(W3_ROUNDS):
+                    y = gg.tanh(gg.sigmoid(y * 1.01 + 0.1))
+                s = gg.sum(y)
+            return s, tape.gradient(s, x)
+
+        s, g = self._compiled(chain)(self.x)
+        self.out = (s.data, g.data)
+
+
 # -- PyTorch -------------------------------------------------------------------------------------
 
 
@@ -573,6 +639,7 @@ class AutogradCase(Case):
 
 CASES = {
     "gpugrad": GpugradCase,
+    "gpugrad-jit": GpugradJitCase,
     "numpy": NumpyCase,
     "torch": TorchCase,
     "jax": JaxCase,

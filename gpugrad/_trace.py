@@ -236,6 +236,8 @@ class Trace:
             _collect(t, wr)
         fresh = []
         out = self._wrap(res, seen, fresh)
+        if not wr and not fresh and type(fn) is tuple and fn[0] == "method" and isinstance(out[0], Ref):
+            return out[1]  # a method that handed its array back unchanged (astype(copy=False)): no call
         err = np.geterr()
         ins = Instr(fn if real_fn is None else real_fn, targs, tkw, out[0], wr, fresh,
                     plan=plan and len(fresh) == 1 and isinstance(out[0], Ref) and out[0].i == fresh[0]
