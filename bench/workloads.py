@@ -347,6 +347,10 @@ class GpugradJitCase(GpugradCase):
         super().reset()
         self._jitted = None
 
+    def jit_args(self):
+        """The compiled step's arguments (for bench/jit_profile.py)."""
+        return {"W1": (self.x, self.y), "W2": (self.x, self.labels), "W3": (self.x,)}[self.workload]
+
     def _compiled(self, fn):
         if self._jitted is None:
             self._jitted = self.gg.jit(fn)

@@ -81,6 +81,19 @@ _check_hook = None
 _array_hook = None
 
 
+@contextlib.contextmanager
+def untraced():
+    """Host-side draws and checks inside run once, unrecorded, even while a compiled step traces
+    (a layer drawing its initial weights on its first call)."""
+    global _host_hook, _check_hook, _array_hook
+    saved = _host_hook, _check_hook, _array_hook
+    _host_hook = _check_hook = _array_hook = None
+    try:
+        yield
+    finally:
+        _host_hook, _check_hook, _array_hook = saved
+
+
 def host_array(fn, *args, **kwargs):
     """``fn(*args, **kwargs)``: an array made by host-side code (random numbers). While a compiled
     step traces, the call is also recorded to run at every replay, so each call draws afresh."""

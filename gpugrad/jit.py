@@ -278,8 +278,13 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
     t.closed = True
     result = _build(out_spec, iter(real_leaves))
     new_vars = [v for v in list(LIVE_VARIABLES) if id(v) not in before_ids]
-    if new_vars:
-        return result, None  # state was created: the next call traces the steady step
+    if new_vars:  # state was created: keep its real values; the next call traces the steady step
+        for v in new_vars:
+            if type(v.data) is Traced:
+                v.data = v.data._v
+            if isinstance(v.grad, Tensor) and type(v.grad.data) is Traced:
+                v.grad.data = v.grad.data._v
+        return result, None
     prog = Program(t, arg_bufs, state, out_spec, out_kinds, out_refs, cuda_graph)
     return result, prog
 

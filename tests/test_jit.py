@@ -571,3 +571,23 @@ def test_fit_with_dropout_and_jit_compile_matches_eager():
         m.compile(optimizer="sgd", loss="mse", jit_compile=jc)
         hist.append(m.fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False).history["loss"])
     np.testing.assert_allclose(hist[1], hist[0], rtol=1e-6)
+
+
+def test_a_model_built_inside_the_first_traced_call():
+    gg.random.seed(1)
+    model = gg.nn.Sequential([gg.nn.Dense(4, activation="tanh"), gg.nn.Dense(1)])
+    opt = gg.optimizers.SGD(0.1)
+
+    @gg.jit
+    def step(x, y):
+        with gg.GradientTape() as tape:
+            loss = gg.losses.mse(y, model(x))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    x = gg.ones([8, 3])
+    y = gg.zeros([8, 1])
+    losses = [step(x, y).item() for _ in range(5)]
+    assert all(isinstance(v.data, np.ndarray) for v in model.weights)
+    assert losses[-1] < losses[0]
+    assert step.trace_count == 2

@@ -64,7 +64,8 @@ class Layer:
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True) -> Variable:
         """A Variable of ``shape`` on this layer's device and dtype, drawn by ``initializer``."""
         init = initializers.get(initializer)
-        value = init(tuple(shape), self.dtype, self.device)
+        with backend.untraced():  # drawn once, also when the first call is traced by gg.jit
+            value = init(tuple(shape), self.dtype, self.device)
         data = value.data if isinstance(value, Tensor) else value
         v = Variable(
             data, trainable=trainable, name=f"{self.name}/{name}", dtype=self.dtype, device=self.device
