@@ -81,8 +81,8 @@ class GraphRunner:
         self.base_refs = []
         for i in range(len(self.fixed)):  # the same reference pattern as in run()
             f = self.fixed[i]
-            self.base_refs.append(sys.getrefcount(f))
-        del f
+            self.base_refs.append(sys.getrefcount(f))  # ours, the Variable's, the local, the argument
+            f = None
         self.cp = cp
 
     def run(self, arrays):
@@ -96,8 +96,8 @@ class GraphRunner:
             if v.data is f:
                 if sys.getrefcount(f) > self.base_refs[i]:  # someone holds the graph's buffer
                     return prog.build(prog.raw(*arrays))
-            else:
-                if sys.getrefcount(f) > self.base_refs[i]:
+            else:  # the Variable holds another array now: nobody but us may hold the buffer
+                if sys.getrefcount(f) > self.base_refs[i] - 1:
                     return prog.build(prog.raw(*arrays))
                 f[...] = v.data  # assigned since the last call
                 v.data = f

@@ -21,7 +21,8 @@ Semantics, as in ``jax.jit`` and ``tf.function``:
   seen) and stores the new ones. Returned tensors are new arrays that later calls never overwrite.
 - A call that creates Variables (an optimizer making its slots on its first step) runs eagerly and
   is not kept: the next call traces again.
-- Returned tensors are cut from any graph (``requires_grad`` is not carried over).
+- Returned tensors are cut from any graph (``requires_grad`` is not carried over); called while a
+  GradientTape records, a compiled function runs eagerly so that the tape sees it.
 - Not thread-safe: one compiled function must not run in two threads at once.
 
 On CuPy arrays the replay is captured once as a CUDA graph (every buffer allocated before the
@@ -39,6 +40,7 @@ import numpy as np
 
 from . import _trace, backend
 from ._trace import HostValue, Ref, Trace, Traced, TracingError
+from .graph import STATE as _STATE
 from .tensor import LIVE_VARIABLES, Tensor
 
 __all__ = ["jit", "TracingError", "Compiled"]
@@ -170,7 +172,9 @@ class Compiled:
         return key, leaves, spec
 
     def __call__(self, *args, **kwargs):
-        if _trace.ACTIVE is not None:  # called inside another compiled step: part of its trace
+        if _trace.ACTIVE is not None or _STATE.recording:
+            # inside another compiled step: part of its trace; under a recording GradientTape: run
+            # eagerly, so that the tape records the call and gradients flow through it
             return self.fn(*args, **kwargs)
         key, arrays, slow = self._signature(args, kwargs)
         prog = self._cache.get(key)

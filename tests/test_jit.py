@@ -591,3 +591,14 @@ def test_a_model_built_inside_the_first_traced_call():
     assert all(isinstance(v.data, np.ndarray) for v in model.weights)
     assert losses[-1] < losses[0]
     assert step.trace_count == 2
+
+
+def test_under_a_recording_tape_the_call_is_differentiated():
+    f = gg.jit(lambda x: gg.sum(x * x))
+    x = gg.constant([1.0, 2.0])
+    f(x)
+    with gg.GradientTape() as tape:
+        tape.watch(x)
+        y = f(x)
+    np.testing.assert_array_equal(tape.gradient(y, x).numpy(), [2.0, 4.0])
+    assert f.trace_count == 1
