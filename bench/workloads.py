@@ -349,7 +349,9 @@ class GpugradJitCase(GpugradCase):
 
     def jit_args(self):
         """The compiled step's arguments (for bench/jit_profile.py)."""
-        return {"W1": (self.x, self.y), "W2": (self.x, self.labels), "W3": (self.x,)}[self.workload]
+        if self.workload == "W1":
+            return (self.x, self.y)
+        return (self.x, self.labels) if self.workload == "W2" else (self.x,)
 
     def _compiled(self, fn):
         if self._jitted is None:
