@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import autograd, callbacks, cuda, losses, metrics, nn, optimizers, random, testing  # noqa: F401
 from .backend import default_device, device, set_default_device
+from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
 from .ops import (
@@ -58,6 +59,7 @@ from .ops import (
 )
 from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
 from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
