@@ -368,7 +368,7 @@ def test_x_and_y_of_different_lengths():
 
 def test_unknown_compile_names():
     model = Sequential([Dense(1)])
-    with pytest.raises(ValueError, match="adam, sgd"):
+    with pytest.raises(ValueError, match="adam, adamw, rmsprop, sgd"):
         model.compile("rmsprop-ish", "mse")
     with pytest.raises(ValueError, match="binary_crossentropy.*mse"):
         model.compile("sgd", "hinge-ish")
