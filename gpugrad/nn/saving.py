@@ -68,10 +68,11 @@ def _compile_config(model) -> dict | None:
     opt, loss = model.optimizer, model.loss
     if opt is None or loss is None:
         return None
-    try:
-        opt_cfg = _class_config(opt)
+    try:  # the public class (a distributed wrapper is saved as the optimizer it wraps)
+        cls = next(c for c in type(opt).__mro__ if getattr(_optimizers, c.__name__, None) is c)
+        opt_cfg = {"class_name": cls.__name__, "config": opt.get_config()}
         json.dumps(opt_cfg)
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, StopIteration):
         return None
     if isinstance(loss, str):
         loss_cfg = loss
