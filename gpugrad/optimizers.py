@@ -142,10 +142,12 @@ class Optimizer:
     def _apply_pairs(self, pairs) -> int:
         """Clip, decay and update each ``(variable, gradient array)`` pair; one step."""
         pairs = self._clip(pairs)
-        lr = self.current_learning_rate()
+        # The Python bookkeeping of a step; inside a compiled step (gg.jit) it runs again at every
+        # replay, and the numbers it gives are read afresh each time.
+        lr, per_step = backend.host_value(self._begin_step)
+        for k, val in per_step.items():
+            setattr(self, k, val)
         self._decay([v for v, _ in pairs], lr)
-        self.iterations += 1
-        self._prepare(lr)
         slots = self._slots
         for v, gd in pairs:
             st = slots.get(id(v))
@@ -154,20 +156,29 @@ class Optimizer:
             self._update(v, gd, lr, st)
         return self.iterations
 
+    def _begin_step(self):
+        lr = self.current_learning_rate()
+        self.iterations += 1
+        return lr, self._prepare(lr) or {}
+
     # -- clipping and weight decay (Keras 3) ------------------------------------------------------
     def _clip(self, pairs):
+        """Keras 3's clipping, in array calls only (no host reads, so compiled steps replay it):
+        ``g·c / max(‖g‖, c)`` per gradient, the same with the global norm, or ``clip(g, −c, c)``."""
         if self.clipnorm is not None:
-            return [(v, _clip_by_norm(g, self.clipnorm)) for v, g in pairs]
+            c = self.clipnorm
+            return [(v, g * (c / _xp(g).maximum(_norm(g), c))) for v, g in pairs]
         if self.global_clipnorm is not None:
-            total = math.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for _, g in pairs))
             c = self.global_clipnorm
-            if total > c or not math.isfinite(total):
-                scale = c / total if math.isfinite(total) else math.nan
-                return [(v, g * g.dtype.type(scale)) for v, g in pairs]
-            return pairs
+            total = None
+            for _, g in pairs:
+                sq = (g * g).sum()
+                total = sq if total is None else total + sq
+            total = _xp(total).sqrt(total)
+            return [(v, g * (c / _xp(g).maximum(total, c)).astype(g.dtype)) for v, g in pairs]
         if self.clipvalue is not None:
             c = self.clipvalue
-            return [(v, backend.get_array_module(g).clip(g, -c, c)) for v, g in pairs]
+            return [(v, _xp(g).clip(g, -c, c)) for v, g in pairs]
         return pairs
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
@@ -210,10 +221,11 @@ class Optimizer:
 
     def variables(self) -> list:
         """The optimizer's state arrays (in the order the variables were first updated)."""
-        return [a for st in self._slots.values() for a in st[1:]]
+        return [a.data for st in self._slots.values() for a in st[1:]]
 
-    def _prepare(self, lr) -> None:
-        """Per-step constants (called once per ``apply_gradients``)."""
+    def _prepare(self, lr) -> dict | None:
+        """Per-step numbers (called once per ``apply_gradients``), returned as a dict of attribute
+        names to values, which are set on the optimizer."""
 
     def _new_state(self, v: Variable) -> tuple:
         return ()
@@ -244,24 +256,29 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def _zeros_like(v: Variable):
-    return backend.get_array_module(v.data).zeros_like(v.data)
+def _zeros_like(v: Variable) -> Variable:
+    """A state slot for ``v``: a non-trainable Variable of zeros (so a compiled step reads and
+    writes it as state)."""
+    from .ops.creation import zeros
+
+    return Variable(zeros(v.shape, dtype=v.dtype, device=v.device), trainable=False)
 
 
-def _clip_by_norm(g, clip: float):
-    """Keras' ``clip_by_norm``: ``g·clip / max(‖g‖, clip)`` (a zero gradient stays zero)."""
-    norm = float(backend.get_array_module(g).sqrt((g.astype(np.float64) ** 2).sum()))
-    if norm > clip or not math.isfinite(norm):
-        return g * g.dtype.type(clip / norm if math.isfinite(norm) else math.nan)
-    return g
+def _xp(a):
+    return backend.get_array_module(a)
+
+
+def _norm(g):
+    """‖g‖₂ as a 0-d array on g's device."""
+    return _xp(g).sqrt((g * g).sum())
 
 
 def _scale_(p: Tensor, factor) -> None:
     """``p *= factor`` for a Variable (in place where safe) or a leaf Tensor (a new array)."""
-    if isinstance(p, Variable):
-        p._update(np.multiply, p.dtype.type(factor))
+    if isinstance(p, Variable):  # a Python number (or a compiled step's host value) keeps p's dtype
+        p._update(np.multiply, factor)
     else:
-        p.data = p.data * p.dtype.type(factor)
+        p.data = p.data * factor
 
 
 def _sub_(p: Tensor, delta) -> None:
@@ -298,7 +315,7 @@ class SGD(Optimizer):
         if not self.momentum:
             v._update(np.subtract, lr * g)
             return
-        m = state[1]
+        m = state[1].data
         mom = self.momentum
         m *= mom  # the state array is ours: update it in place
         m -= lr * g
@@ -335,13 +352,13 @@ class Adam(Optimizer):
 
     def _prepare(self, lr):
         t = self.iterations
-        self._lr_t = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+        return {"_lr_t": lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)}
 
     def _new_state(self, v):
         return (_zeros_like(v), _zeros_like(v)) + ((_zeros_like(v),) if self.amsgrad else ())
 
     def _update(self, v, g, lr, state):
-        m, s = state[1], state[2]
+        m, s = state[1].data, state[2].data
         xp = backend.get_array_module(g)
         b1, b2 = self.beta_1, self.beta_2
         m *= b1
@@ -349,7 +366,7 @@ class Adam(Optimizer):
         s *= b2
         s += (1.0 - b2) * (g * g)
         if self.amsgrad:  # the running maximum of the second moment
-            s_hat = state[3]
+            s_hat = state[3].data
             xp.maximum(s_hat, s, out=s_hat)
             s = s_hat
         v._update(np.subtract, (self._lr_t * m) / (xp.sqrt(s) + self.epsilon))
@@ -400,7 +417,7 @@ class RMSprop(Optimizer):
         return (_zeros_like(v), _zeros_like(v) if self.momentum else None, _zeros_like(v) if self.centered else None)
 
     def _update(self, v, g, lr, state):
-        _, vel, mom, avg = state
+        vel, mom, avg = (None if a is None else a.data for a in state[1:])
         xp = backend.get_array_module(g)
         rho = self.rho
         vel *= rho

@@ -5,7 +5,9 @@ lr 1e-3 and eps 1e-8, ``AdamW`` weight_decay 1e-2, ``RMSprop`` lr 1e-2, alpha 0.
 ``weight_decay`` is L2 added to the gradient except in ``AdamW``, where it is decoupled). The
 parameters are ``requires_grad`` leaf Tensors or Variables (which are then made to require
 grad); ``loss.backward()`` fills their ``.grad``, ``opt.step()`` updates them, ``opt.zero_grad()``
-clears the gradients. ``clipnorm``/``clipvalue`` are accepted too and act as in Keras.
+clears the gradients. ``clipnorm``/``clipvalue`` are accepted too and act as in Keras. Step
+counts (Adam's bias corrections, SGD's first momentum step) are the optimizer's, which equal
+PyTorch's per-parameter counts when every parameter gets a gradient at every step.
 """
 
 from __future__ import annotations
@@ -143,20 +145,23 @@ class SGD(_TorchRules, _opt.SGD):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
+    def _prepare(self, lr):
+        # PyTorch starts the momentum buffer at the first gradient (b = g): on the optimizer's
+        # first step the old buffer gets weight 0 and the gradient weight 1
+        first = self.iterations == 1
+        mom = self._hyper("momentum")
+        return {"_keep": 0.0 if first else mom, "_take": 1.0 if first else 1.0 - self._hyper("dampening")}
+
     def _new_state(self, p):
-        return ([None],)  # the momentum buffer, made from the first gradient
+        return (_opt._zeros_like(p),) if self._hyper("momentum") else ()
 
     def _update(self, p, g, lr, state):
         g = self._grad(p, g)
         mom = self._hyper("momentum")
         if mom:
-            holder = state[1]
-            buf = holder[0]
-            if buf is None:
-                buf = holder[0] = backend.get_array_module(g).array(g, copy=True)
-            else:
-                buf *= mom
-                buf += (1.0 - self._hyper("dampening")) * g
+            buf = state[1].data
+            buf *= self._keep
+            buf += self._take * g
             g = g + mom * buf if self._hyper("nesterov") else buf
         _opt._sub_(p, lr * g)
 
@@ -178,32 +183,35 @@ class Adam(_TorchRules, _opt.Adam):
         self.beta_1, self.beta_2, self.epsilon, self.amsgrad = b1, b2, float(eps), bool(amsgrad)
 
     def _prepare(self, lr):
-        pass
+        # step counts are the optimizer's (as PyTorch's per-parameter ones when every parameter
+        # gets a gradient at every step); computed here so that a compiled step re-reads them
+        b1, b2 = self._hyper("betas")
+        t = self.iterations
+        return {"_step_size": lr / (1.0 - b1**t), "_bc2_sqrt": math.sqrt(1.0 - b2**t)}
 
     def _new_state(self, p):
         z = _opt._zeros_like
-        return (z(p), z(p), z(p) if self._hyper("amsgrad") else None, [0])
+        return (z(p), z(p)) + ((z(p),) if self._hyper("amsgrad") else ())
 
     def _update(self, p, g, lr, state):
-        _, m, v, v_max, step = state
+        m, v = state[1].data, state[2].data
         if self._decoupled:
             wd = self._hyper("weight_decay")
             if wd:
                 _opt._scale_(p, 1.0 - lr * wd)
         g = self._grad(p, g)
         b1, b2 = self._hyper("betas")
-        step[0] += 1
-        t = step[0]
         m *= b1
         m += (1.0 - b1) * g
         v *= b2
         v += (1.0 - b2) * (g * g)
         xp = backend.get_array_module(g)
-        if v_max is not None:
+        if len(state) > 3:  # amsgrad: the running maximum of the second moment
+            v_max = state[3].data
             xp.maximum(v_max, v, out=v_max)
             v = v_max
-        denom = xp.sqrt(v) / math.sqrt(1.0 - b2**t) + self._hyper("eps")
-        _opt._sub_(p, (lr / (1.0 - b1**t)) * m / denom)
+        denom = xp.sqrt(v) / self._bc2_sqrt + self._hyper("eps")
+        _opt._sub_(p, self._step_size * m / denom)
 
 
 class AdamW(Adam, _opt.AdamW):
@@ -237,7 +245,7 @@ class RMSprop(_TorchRules, _opt.RMSprop):
         return (z(p), z(p) if self._hyper("momentum") else None, z(p) if self._hyper("centered") else None)
 
     def _update(self, p, g, lr, state):
-        _, sq, buf, g_avg = state
+        sq, buf, g_avg = (None if a is None else a.data for a in state[1:])
         g = self._grad(p, g)
         alpha = self._hyper("alpha")
         xp = backend.get_array_module(g)
@@ -255,4 +263,3 @@ class RMSprop(_TorchRules, _opt.RMSprop):
             _opt._sub_(p, lr * buf)
         else:
             _opt._sub_(p, lr * (g / avg))
-

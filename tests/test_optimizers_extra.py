@@ -388,3 +388,36 @@ def test_matches_real_keras_where_installed():
             g = grad_of(np.asarray(v))
             opt.apply_gradients([(keras.ops.convert_to_tensor(g), v)])
             np.testing.assert_allclose(ours[step], np.asarray(v), rtol=1e-6, err_msg=name)
+
+
+JIT_CASES = {
+    "adamw-clipnorm": lambda v: gg.optimizers.AdamW(0.1, clipnorm=1.0),
+    "sgd-global-clipnorm-wd": lambda v: gg.optimizers.SGD(0.01, momentum=0.9, global_clipnorm=2.0, weight_decay=0.1),
+    "rmsprop-clipvalue": lambda v: gg.optimizers.RMSprop(0.01, clipvalue=0.5, centered=True, momentum=0.5),
+    "adam-schedule": lambda v: gg.optimizers.Adam(schedules.ExponentialDecay(0.1, 1, 0.5)),
+    "torch-adamw-amsgrad": lambda v: gg.optimizers.AdamW([v], lr=0.1, amsgrad=True),
+    "torch-sgd-dampening": lambda v: gg.optimizers.SGD([v], lr=0.01, momentum=0.9, dampening=0.3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JIT_CASES))
+def test_compiled_steps_equal_eager(name):
+    """Clipping, weight decay, schedules and step counts replay correctly in a compiled step."""
+
+    def run(jit):
+        v = gg.Variable(W0, dtype="float64")
+        x = gg.constant(C, dtype="float64")
+        opt = JIT_CASES[name](v)
+
+        def step(x):
+            with gg.GradientTape() as tape:
+                loss = ((x * v) ** 2).sum()
+            opt.apply_gradients(zip(tape.gradient(loss, [v]), [v]))
+            return loss
+
+        f = gg.jit(step) if jit else step
+        for _ in range(STEPS):
+            f(x)
+        return v.numpy()
+
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-12)
