@@ -3,6 +3,7 @@ references they are compared with (imported by the tests).
 
     python tests/mpi_job.py suite OUTDIR   # every collective, optimizers, fit: OUTDIR/rank<r>.npz
     python tests/mpi_job.py fail           # the last rank raises while the others wait
+    python tests/mpi_job.py exit           # the last rank ends early (sys.exit(0)) while the others wait
 """
 
 from __future__ import annotations
@@ -168,11 +169,22 @@ def fail() -> None:
     print("unreachable: the job should have been aborted", flush=True)
 
 
+def exit_early() -> None:
+    dist.init()
+    r, w = dist.rank(), dist.world_size()
+    if r == w - 1:
+        sys.exit(0)
+    dist.barrier()  # never completes: the job must be aborted by the rank that left
+    print("unreachable: the job should have been aborted", flush=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "suite":
         suite(sys.argv[2])
     elif what == "fail":
         fail()
+    elif what == "exit":
+        exit_early()
     else:
         raise SystemExit(f"unknown job {what!r}")
