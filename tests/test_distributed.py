@@ -148,6 +148,21 @@ def test_fit_equals_one_process(suite):
             np.testing.assert_allclose(d[f"fit_{k}"], history[k], rtol=1e-5)
 
 
+def test_compiled_steps(suite):
+    n, ranks, _ = suite
+    gg.random.seed(job.FIT_SEED)
+    history, weights = job.run_fit(job.fit_model(seed=0), verbose=0)
+    x, y = job.opt_data()
+    want = job.train_opt(x, y, 4, job.opt_init(), gg.optimizers.SGD(), first=1)
+    for d in ranks:
+        np.testing.assert_allclose(d["jit_fit_weights"], np.concatenate([a.ravel() for a in weights]),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d["jit_fit_loss"], history["loss"], rtol=1e-5)
+        assert "broadcast_variables(variables) first" in str(d["err_jit"])
+        np.testing.assert_allclose(d["jit_opt"], want, rtol=1e-5, atol=1e-7)
+        assert int(d["jit_traces"]) <= 2  # the refused call, then one trace replayed twice
+
+
 def test_fit_prints_from_rank_0_only(suite):
     _, _, done = suite
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("Epoch ")]
