@@ -21,6 +21,7 @@ from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .. import random as _random
+from ..distributed import _fit as _dist
 from ..graph import no_grad
 from ..ops.creation import zeros
 from ..ops.reduce import mean
@@ -264,14 +265,15 @@ class Sequential:
                 self(Tensor._make(first))
 
     # -- training -----------------------------------------------------------------------------------
-    def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn):
+    def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn, scale: float = 1.0):
         with GradientTape() as tape:
             pred = self(xb, training=True)
             yb = _match_rank(yb, pred)
             loss = loss_fn(yb, pred)
             if loss.ndim:
                 loss = mean(loss)
-        grads = tape.gradient(loss, tvars)
+            target = loss if scale == 1.0 else loss * scale  # a rank's share of a global batch
+        grads = tape.gradient(target, tvars)
         optimizer.apply_gradients(zip(grads, tvars, strict=True))
         return loss, yb, pred
 
@@ -332,6 +334,11 @@ class Sequential:
         tvars = self.trainable_variables
         if not tvars:
             raise ValueError("fit: the model has no trainable variables")
+        job = _dist.job()  # in a job of several processes: shard each batch, average the gradients
+        if job is not None:
+            self.optimizer = _dist.DistributedOptimizer(self.optimizer)
+            _dist.broadcast_variables(self.weights, root=0)  # start equal
+            verbose = verbose if job.rank == 0 else 0
         optimizer, loss_fn, mets = self.optimizer, self._loss_fn, self._train_metrics
         steps = -(-n // batch_size)
         history = History()
@@ -351,6 +358,8 @@ class Sequential:
             t0 = time.perf_counter()
             if shuffle:
                 perm = _random._generator("cpu", None).permutation(n)
+                if job is not None:
+                    perm = _dist.shared_permutation(job, perm)
                 if xp_data is not np:
                     perm = xp_data.asarray(perm)
                 xs, ys = xa[perm], ya[perm]
@@ -364,10 +373,16 @@ class Sequential:
             last = t0
             for lo in range(0, n, batch_size):
                 xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
+                scale = 1.0
+                if job is not None:
+                    xb, yb, scale = _dist.shard_batch(job, xb, yb)
+                    if xb.shape[0] == 0:  # fewer rows than ranks: still join the gradient all-reduce
+                        optimizer.apply_gradients((None, v) for v in tvars)
+                        continue
                 if not on_device:
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
                 nb = xb.shape[0]
-                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn)
+                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn, scale)
                 total = total + loss.data * nb
                 seen += nb
                 for m in mets:
@@ -379,6 +394,8 @@ class Sequential:
                         bar.set_postfix_str(_format(self._logs(total, seen, mets)), refresh=False)
                     bar.update(1)
             logs = self._logs(total, seen, mets)
+            if job is not None:
+                logs = _dist.average_logs(job, logs, seen)
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size, dev)
                 logs.update({f"val_{k}": v for k, v in val.items()})
