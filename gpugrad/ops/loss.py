@@ -12,6 +12,7 @@ writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
 
 from __future__ import annotations
 
+from .. import backend
 from ..graph import composed_vjp
 from ..tensor import Tensor
 from . import array_kernels
@@ -57,12 +58,24 @@ def _bce_grad(t, p, g):
 
 
 def _bce_logits(t, z):
-    # max(z, 0) − z·t + log(1 + e^{−|z|}): never overflows
+    # softplus(z) − z·t = w·z + log(1 + e^{−|z|}) with w = 1 − t where z ≥ 0, −t below: never
+    # overflows, and a zero weight gives 0 even at z = ±inf (no inf − inf, no 0·inf)
     from .math import abs as _abs
-    from .math import exp, log1p, maximum
+    from .math import exp, log1p, where
     from .reduce import mean
 
-    return mean(maximum(z, 0.0) - z * t + log1p(exp(-_abs(z))), axis=-1)
+    w = where(z >= 0.0, 1.0 - t, -t)
+    return mean(w * _finite_where_weighted(w, z) + log1p(exp(-_abs(z))), axis=-1)
+
+
+def _finite_where_weighted(w, z):
+    """``z`` with 0 where its weight ``w`` is 0 and ``z`` is ±inf: ``w·z`` is then 0 there (the
+    limit), not nan, and its derivatives elsewhere are untouched. The mask is a constant."""
+    from .math import where
+
+    wd, zd = w.data, z.data
+    masked = (wd == 0) & ~backend.get_array_module(zd).isfinite(zd)
+    return where(Tensor._make(masked), 0.0, z)
 
 
 def _bce_logits_grad(t, z, g):
@@ -72,10 +85,11 @@ def _bce_logits_grad(t, z, g):
 
 
 def _ce(t, z):
+    # a class with t = 0 adds nothing, even a masked logit of −inf (no 0·inf)
     from .reduce import logsumexp
     from .reduce import sum as _sum
 
-    return logsumexp(z, axis=-1) * _sum(t, axis=-1) - _sum(t * z, axis=-1)
+    return logsumexp(z, axis=-1) * _sum(t, axis=-1) - _sum(t * _finite_where_weighted(t, z), axis=-1)
 
 
 def _ce_grad(t, z, g):
@@ -104,8 +118,9 @@ def _sparse_ce_grad(labels, z, g):
 class RowLoss:
     """One fused loss: the composed forward and gradient, and the kernel entry points."""
 
-    def __init__(self, name, forward, grad, kfwd, kbwd):
+    def __init__(self, name, forward, grad, kfwd, kbwd, empty=float("nan")):
         self.name = name
+        self.empty = empty  # each row's loss over an empty last axis: nan for a mean, 0 for a sum
         self.forward = forward  # (target, pred) -> rows
         self.grad = grad  # (target, pred, g_rows) -> d rows / d pred, weighted by g
         self.kfwd = kfwd  # (kernels, target, pred) -> (rows, saved)
@@ -131,11 +146,13 @@ SOFTMAX_CE = RowLoss(
     "softmax_cross_entropy", _ce, _ce_grad,
     lambda k, t, z: k.softmax_ce_fwd(z, t),
     lambda k, t, z, g, lse: k.softmax_ce_bwd(z, lse, t, g),
+    empty=0.0,
 )
 SPARSE_SOFTMAX_CE = RowLoss(
     "sparse_softmax_cross_entropy", _sparse_ce, _sparse_ce_grad,
     lambda k, t, z: k.softmax_ce_sparse_fwd(z, t),
     lambda k, t, z, g, lse: k.softmax_ce_sparse_bwd(z, lse, t, g),
+    empty=0.0,
 )
 
 
@@ -157,6 +174,8 @@ def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
     The forward and the first backward are one fused pass each; the backward's own backward
     (second order) differentiates the composed form again.
     """
+    if pred.data.shape[-1:] == (0,):
+        return _empty_rows(spec, target, pred)
     rows, saved = spec.kfwd(_fused(pred.data), _like(target, pred), pred.data)
 
     def bwd(g, out, need):
@@ -165,6 +184,20 @@ def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
         return gt, gp
 
     return record(rows, (target, pred), bwd, spec.name)
+
+
+def _empty_rows(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
+    """Rows of a loss over an empty last axis (as PyTorch: ``nan`` for a mean over nothing, 0 for a
+    sum); the gradients are empty arrays, constant to every order."""
+    from .creation import zeros_like
+
+    d = pred.data
+    out = backend.get_array_module(d).full(d.shape[:-1], spec.empty, dtype=d.dtype)
+
+    def bwd(g, o, need):
+        return (zeros_like(target) if need[0] else None, zeros_like(pred) if need[1] else None)
+
+    return record(out, (target, pred), bwd, spec.name)
 
 
 def _row_loss_grad(spec, target, pred, g, saved) -> Tensor:
