@@ -115,7 +115,8 @@ def _make_apply(cls):
     plain = not (cls.residual or cls.check_grads)
 
     def apply(*inputs, **params) -> Tensor:
-        if len(inputs) == 1:
+        n = len(inputs)
+        if n == 1:
             x = inputs[0]
             if not isinstance(x, Tensor):
                 inputs = as_inputs(inputs, name)
@@ -125,25 +126,33 @@ def _make_apply(cls):
                 out = fcpu(d, **params) if params else fcpu(d)
             else:
                 out = _forward_other(cls, (d,), params)
+        elif n == 2:  # the backward ops: (output or input, upstream gradient)
+            a, b = inputs
+            if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+                inputs = as_inputs(inputs, name)
+                a, b = inputs
+            da, db = a.data, b.data
+            if da.__class__ is np.ndarray and db.__class__ is np.ndarray:
+                out = fcpu(da, db, **params) if params else fcpu(da, db)
+            else:
+                if da.__class__ is not db.__class__:  # NumPy scalars pass; another device raises
+                    check_devices(a, b, name)
+                out = _forward_other(cls, (da, db), params)
         else:
-            for x in inputs:
-                if not isinstance(x, Tensor):
-                    inputs = as_inputs(inputs, name)
-                    break
-            if not inputs:
-                raise TypeError(f"{name}.apply needs at least one input")
+            inputs = as_inputs(inputs, name)
             arrays = [t.data for t in inputs]
-            d = arrays[0]
-            kind = d.__class__
-            for i, a in enumerate(arrays):
-                if a.__class__ is not kind:  # NumPy scalars and subclasses pass; another device raises
-                    check_devices(inputs[0], inputs[i], name)
-            if kind is np.ndarray:
+            if arrays[0].__class__ is np.ndarray:
                 out = fcpu(*arrays, **params)
             else:
                 out = _forward_other(cls, arrays, params)
-        if plain and not params:
-            return record(out, inputs, node_backward, name)
+        if plain:
+            if not params:
+                return record(out, inputs, node_backward, name)
+
+            def bw(g, o, need):
+                return node_backward(g, o, need, params)
+
+            return record(out, inputs, bw, name)
         return finish(cls, inputs, out, params, name)
 
     apply.__doc__ = f"{name}(*inputs): run the forward on the inputs' arrays and record it."
@@ -188,6 +197,8 @@ def _gpu_ok(cls, d) -> bool:
 
 def as_inputs(inputs, name: str) -> tuple:
     """Every input as a Tensor on one device: numbers and arrays follow the first Tensor."""
+    if not inputs:
+        raise TypeError(f"{name}.apply needs at least one input")
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
     out = []
     for x in inputs:
