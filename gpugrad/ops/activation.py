@@ -45,7 +45,7 @@ class Sigmoid(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().sigmoid_fwd(x)
+        return _K(x).sigmoid_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -64,7 +64,7 @@ class SigmoidGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy):
-        return _K().sigmoid_bwd(y, gy)
+        return _K(y).sigmoid_bwd(y, gy)
 
     @staticmethod
     def backward(ctx, g):
@@ -80,7 +80,7 @@ class Tanh(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().tanh_fwd(x)
+        return _K(x).tanh_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -98,7 +98,7 @@ class TanhGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy):
-        return _K().tanh_bwd(y, gy)
+        return _K(y).tanh_bwd(y, gy)
 
     @staticmethod
     def backward(ctx, g):
@@ -114,7 +114,7 @@ class ReLU(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().relu_fwd(x)
+        return _K(x).relu_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
@@ -130,7 +130,7 @@ class ReLUGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(x, gy):
-        return _K().relu_bwd(x, gy)
+        return _K(x).relu_bwd(x, gy)
 
     @staticmethod
     def backward(ctx, g):
