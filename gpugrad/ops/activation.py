@@ -49,7 +49,7 @@ class Sigmoid(KernelOp):
 
     @staticmethod
     def backward(ctx, g):
-        return (SigmoidGrad.apply(ctx.output, g),)
+        return (SigmoidGrad._apply2(ctx.output, g),)
 
 
 class SigmoidGrad(KernelOp):
@@ -70,7 +70,7 @@ class SigmoidGrad(KernelOp):
     def backward(ctx, g):
         y, gy = ctx.inputs
         need = ctx.needs_input_grad
-        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad.apply(y, g) if need[1] else None)
+        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad._apply2(y, g) if need[1] else None)
 
 
 class Tanh(KernelOp):
@@ -84,7 +84,7 @@ class Tanh(KernelOp):
 
     @staticmethod
     def backward(ctx, g):
-        return (TanhGrad.apply(ctx.output, g),)
+        return (TanhGrad._apply2(ctx.output, g),)
 
 
 class TanhGrad(KernelOp):
@@ -104,7 +104,7 @@ class TanhGrad(KernelOp):
     def backward(ctx, g):
         y, gy = ctx.inputs
         need = ctx.needs_input_grad
-        return (-2.0 * g * gy * y if need[0] else None, TanhGrad.apply(y, g) if need[1] else None)
+        return (-2.0 * g * gy * y if need[0] else None, TanhGrad._apply2(y, g) if need[1] else None)
 
 
 class ReLU(KernelOp):
@@ -118,7 +118,7 @@ class ReLU(KernelOp):
 
     @staticmethod
     def backward(ctx, g):
-        return (ReLUGrad.apply(ctx.inputs[0], g),)
+        return (ReLUGrad._apply2(ctx.inputs[0], g),)
 
 
 class ReLUGrad(KernelOp):
@@ -135,31 +135,31 @@ class ReLUGrad(KernelOp):
     @staticmethod
     def backward(ctx, g):
         x = ctx.inputs[0]
-        return (None, ReLUGrad.apply(x, g) if ctx.needs_input_grad[1] else None)
+        return (None, ReLUGrad._apply2(x, g) if ctx.needs_input_grad[1] else None)
 
 
 def sigmoid(x) -> Tensor:
     """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
     taken as float32)."""
-    return Sigmoid.apply(to_float(unary(x, "sigmoid")))
+    return Sigmoid._apply1(to_float(unary(x, "sigmoid")))
 
 
 def sigmoid_grad(y, gy) -> Tensor:
-    return SigmoidGrad.apply(y, gy)
+    return SigmoidGrad._apply2(y, gy)
 
 
 def tanh(x) -> Tensor:
-    return Tanh.apply(to_float(unary(x, "tanh")))
+    return Tanh._apply1(to_float(unary(x, "tanh")))
 
 
 def tanh_grad(y, gy) -> Tensor:
-    return TanhGrad.apply(y, gy)
+    return TanhGrad._apply2(y, gy)
 
 
 def relu(x) -> Tensor:
     """max(x, 0), with relu'(0) = 0."""
-    return ReLU.apply(x)
+    return ReLU._apply1(x)
 
 
 def relu_grad(x, gy) -> Tensor:
-    return ReLUGrad.apply(x, gy)
+    return ReLUGrad._apply2(x, gy)
