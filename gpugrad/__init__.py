@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing  # noqa: F401
+from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401
 from .backend import default_device, device, set_default_device
-from .functional import grad, hessian, hvp, jacobian, value_and_grad
+from .functional import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from .graph import enable_grad, no_grad
 from .ops import (
     abs,
