@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401
 from .backend import default_device, device, set_default_device
+from .custom import custom_gradient, custom_vjp
 from .functional import (
     grad,
     hessian,
@@ -20,6 +21,8 @@ from .graph import enable_grad, no_grad
 from .ops import (
     abs,
     add,
+    argmax,
+    argmin,
     broadcast_to,
     clip,
     concat,
@@ -65,7 +68,9 @@ from .ops import (
     transpose,
     where,
 )
+from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
 from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
@@ -78,6 +83,14 @@ float64 = "float64"
 int32 = "int32"
 int64 = "int64"
 bool_ = "bool"
+
+
+cat = concat  # PyTorch's name
+
+
+def manual_seed(seed: int) -> None:
+    """PyTorch's name for :func:`gpugrad.random.seed`: reseed every backend's generator."""
+    random.seed(seed)
 
 
 def from_dlpack(x) -> Tensor:

@@ -26,7 +26,7 @@ from ..ops.creation import zeros
 from ..ops.reduce import mean
 from ..tape import GradientTape
 from ..tensor import DEFAULT_FLOAT, Tensor, Variable, is_float
-from .layers import _assign_host, unique_name
+from .layers import InputLayer, _assign_host, unique_name
 
 _POSTFIX_EVERY = 0.1  # seconds between progress-bar readings of the running loss (each one syncs)
 
@@ -64,6 +64,7 @@ class Sequential:
         self.trainable = True
         self._layers: list = []
         self._input_spec = None  # (shape without the batch axis, dtype, device) of the first call
+        self._input_layer = None  # an InputLayer (from gg.nn.Input or a first layer's input_shape=)
         self.optimizer = None
         self.loss = None
         self._loss_fn = None
@@ -76,9 +77,21 @@ class Sequential:
 
     # -- structure --------------------------------------------------------------------------------
     def add(self, layer) -> None:
+        """Append a layer. An ``Input`` (or a first layer given ``input_shape=``) fixes the input
+        shape, and the model is then built at once, as in Keras."""
         if not callable(layer):
             raise TypeError(f"Sequential.add: expected a layer (a callable), got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("Sequential: an Input can only come first")
+            self._input_layer = layer
+            return
+        if not self._layers and self._input_layer is None and getattr(layer, "input_shape_arg", None):
+            self._input_layer = InputLayer(shape=layer.input_shape_arg)
         self._layers.append(layer)
+        inp = self._input_layer
+        if inp is not None and getattr(layer, "built", True) is False:
+            self.build((None, *inp.shape), dtype=inp.input_dtype)
 
     def pop(self):
         if not self._layers:
@@ -148,13 +161,16 @@ class Sequential:
         return None
 
     # -- calling ----------------------------------------------------------------------------------
-    def __call__(self, x) -> Tensor:
+    _accepts_training = True
+
+    def __call__(self, x, training=None) -> Tensor:
+        """The outputs for ``x``; ``training=True`` (as ``fit`` calls it) turns Dropout on."""
         if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
             x = Tensor(x, device=self.device)
         if self._input_spec is None and x.ndim:
             self._input_spec = (tuple(x.shape[1:]), x.dtype, x.device)
         for layer in self._layers:
-            x = layer(x)
+            x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
 
     call = __call__
@@ -250,7 +266,7 @@ class Sequential:
     # -- training -----------------------------------------------------------------------------------
     def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn):
         with GradientTape() as tape:
-            pred = self(xb)
+            pred = self(xb, training=True)
             yb = _match_rank(yb, pred)
             loss = loss_fn(yb, pred)
             if loss.ndim:
@@ -425,9 +441,9 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0) -> Tensor:
-        """The model's outputs for ``x``, computed in batches of ``batch_size`` (default 32) and
-        returned as one Tensor on the model's device."""
+    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+        """The model's outputs for ``x`` as a host NumPy array (as Keras returns), computed in
+        batches of ``batch_size`` (default 32) on the model's device; Dropout is off."""
         batch_size = _batch_size(batch_size, "predict")
         xa, _ = self._prepare("predict", x, need_y=False)
         dev = self._target_device(xa)
@@ -436,14 +452,14 @@ class Sequential:
         with no_grad():
             for lo in range(0, max(n, 1), batch_size):
                 outs.append(self(Tensor._make(backend.to_device(xa[lo : lo + batch_size], dev))).data)
-        if len(outs) == 1:
-            return Tensor._make(outs[0])
-        return Tensor._make(backend.get_array_module(outs[0]).concatenate(outs, axis=0))
+        out = outs[0] if len(outs) == 1 else backend.get_array_module(outs[0]).concatenate(outs, axis=0)
+        return _host(out)
 
-    def predict_on_batch(self, x) -> Tensor:
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The outputs for one batch ``x`` as a host NumPy array."""
         xa, _ = self._prepare("predict_on_batch", x, need_y=False)
         with no_grad():
-            return self(Tensor._make(backend.to_device(xa, self._target_device(xa))))
+            return _host(self(Tensor._make(backend.to_device(xa, self._target_device(xa)))).data)
 
     # -- summary and weights ------------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:
@@ -533,6 +549,11 @@ class Sequential:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+
+
+def _host(a) -> np.ndarray:
+    """A NumPy array for a NumPy or CuPy array (a writable copy, never a view of model state)."""
+    return np.array(backend.to_device(a, "cpu"))
 
 
 def _npz_path(filepath) -> str:
