@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401
+from . import autograd, cuda, distributed, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401
 from .backend import default_device, device, set_default_device
 from .custom import custom_gradient, custom_vjp
 from .functional import (
@@ -69,7 +69,20 @@ from .ops import (
     where,
 )
 from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
-from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.creation import (
+    arange,
+    asarray,
+    constant,
+    eye,
+    from_numpy,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
@@ -95,7 +108,7 @@ def manual_seed(seed: int) -> None:
 
 def from_dlpack(x) -> Tensor:
     """A Tensor sharing memory with a DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
-    return Tensor(x)
+    return asarray(x)
 
 
 def reduce_sum(x, axis=None, keepdims=False):

@@ -107,13 +107,13 @@ class _ListDef:
 LEAF = _LeafDef()  # the treedef of a single Tensor
 
 
-def flat(tree: Any) -> tuple[list, Any]:
+def flat(tree: Any, none_is_leaf: bool = False) -> tuple[list, Any]:
     """``flatten``, with a fast path for a Tensor and for a flat list of Tensors."""
     if isinstance(tree, Tensor):
         return [tree], LEAF
     if type(tree) is list and builtins.all(isinstance(t, Tensor) for t in tree):
         return list(tree), _ListDef(len(tree))
-    return flatten(tree)
+    return _optree().tree_flatten(tree, none_is_leaf=none_is_leaf)
 
 
 def flat_like(treedef, tree: Any, what: str) -> list:

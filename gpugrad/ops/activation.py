@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .base import check_devices, kernels_for, record, unary
+from .base import check_devices, kernels_for, record, to_float, unary
 
 
 def _xp(d):
@@ -152,8 +152,9 @@ def apply2(op, a, b) -> Tensor:
 
 
 def sigmoid(x) -> Tensor:
-    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input."""
-    return apply(Sigmoid, x)
+    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
+    taken as float32)."""
+    return apply(Sigmoid, to_float(unary(x, "sigmoid")))
 
 
 def sigmoid_grad(y, gy) -> Tensor:
@@ -161,7 +162,7 @@ def sigmoid_grad(y, gy) -> Tensor:
 
 
 def tanh(x) -> Tensor:
-    return apply(Tanh, x)
+    return apply(Tanh, to_float(unary(x, "tanh")))
 
 
 def tanh_grad(y, gy) -> Tensor:

@@ -12,6 +12,7 @@ writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
 
 from __future__ import annotations
 
+from ..graph import composed_vjp
 from ..tensor import Tensor
 from . import array_kernels
 from .base import kernels_for, record
@@ -159,8 +160,6 @@ def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
     rows, saved = spec.kfwd(_fused(pred.data), _like(target, pred), pred.data)
 
     def bwd(g, out, need):
-        from ..tape import composed_vjp
-
         gt = composed_vjp(spec.forward, (target, pred), g, (True, False))[0] if need[0] else None
         gp = _row_loss_grad(spec, target, pred, g, saved) if need[1] else None
         return gt, gp
@@ -175,8 +174,6 @@ def _row_loss_grad(spec, target, pred, g, saved) -> Tensor:
     out = spec.kbwd(_fused(pred.data), _like(target, pred), pred.data, gd, saved)
 
     def bwd(G, o, need):
-        from ..tape import composed_vjp
-
         return composed_vjp(spec.grad, (target, pred, g), G, need)
 
     return record(out, (target, pred, g), bwd, spec.name + "_grad")

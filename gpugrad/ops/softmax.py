@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..tensor import Tensor
-from .base import kernels_for, normalize_axis, record, unary
+from .base import kernels_for, normalize_axis, record, to_float, unary
 
 
 def _xp(d):
@@ -28,6 +28,8 @@ def _last(fn, x, axis, *more):
 
 def _softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:  # no row has an element to take the max of
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     e = xp.exp(x - xp.where(xp.isfinite(m), m, 0))
     return e / e.sum(axis=axis, keepdims=True)
@@ -35,6 +37,8 @@ def _softmax_np(x, axis):
 
 def _log_softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     z = x - xp.where(xp.isfinite(m), m, 0)
     return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -48,10 +52,10 @@ def _axis(x: Tensor, axis) -> int:
 
 def softmax(x, axis: int = -1) -> Tensor:
     """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k."""
-    x = unary(x)
+    x = to_float(unary(x, "softmax"))
     ax = _axis(x, axis)
     d = x.data
-    k = kernels_for(d)
+    k = kernels_for(d) if d.size else None  # an empty tensor: nothing to launch
     out = _last(k.softmax_fwd, d, ax) if k is not None else _softmax_np(d, ax)
 
     def bwd(g, y, need):
@@ -66,7 +70,7 @@ def softmax_grad(y, gy, axis: int) -> Tensor:
     from .reduce import sum as _sum
 
     d_y, d_g = y.data, gy.data
-    k = kernels_for(d_y)
+    k = kernels_for(d_y) if d_y.size else None
     if k is not None:
         out = _last(k.softmax_bwd, d_y, axis, d_g)
     else:
@@ -87,10 +91,10 @@ def softmax_grad(y, gy, axis: int) -> Tensor:
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x − logsumexp(x): finite for any finite logits."""
-    x = unary(x)
+    x = to_float(unary(x, "log_softmax"))
     ax = _axis(x, axis)
     d = x.data
-    k = kernels_for(d)
+    k = kernels_for(d) if d.size else None  # an empty tensor: nothing to launch
     out = _last(k.log_softmax_fwd, d, ax) if k is not None else _log_softmax_np(d, ax)
 
     def bwd(g, y, need):
@@ -106,7 +110,7 @@ def log_softmax_grad(y, gy, axis: int) -> Tensor:
     from .reduce import sum as _sum
 
     d_y, d_g = y.data, gy.data
-    k = kernels_for(d_y)
+    k = kernels_for(d_y) if d_y.size else None
     if k is not None:
         out = _last(k.log_softmax_bwd, d_y, axis, d_g)
     else:
