@@ -32,6 +32,13 @@ def kernels_for(d):
     return kernels
 
 
+def kernel_module():
+    """:mod:`gpugrad.kernels` (imported on first use: the ops reach it only with CuPy arrays)."""
+    from .. import kernels
+
+    return kernels
+
+
 def check_devices(a: Tensor, b: Tensor, op: str) -> None:
     da, db = a.device, b.device
     if da != db:
