@@ -18,6 +18,7 @@ from .functional import (
     vjp,
 )
 from .graph import enable_grad, no_grad
+from .jit import TracingError, jit
 from .ops import (
     abs,
     add,
