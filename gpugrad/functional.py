@@ -385,7 +385,7 @@ def hvp(f: Callable, x, v):
         tape.watch(xs)
         g = grad(f, argnums=tuple(range(len(args))))(*args)
         s = None
-        for gi, t in zip(tree.leaves(g), ts):  # g: one gradient pytree per argument, leaves as xs
+        for gi, t in zip([leaf for a in g for leaf in tree.flat(a)[0]], ts):  # g: a pytree per argument
             term = (gi * t).sum()
             s = term if s is None else s + term
     first = parts[0][0]

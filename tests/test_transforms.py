@@ -302,6 +302,43 @@ def test_jacfwd_of_jacrev_of_kernel_ops(device):
     np.testing.assert_allclose(h.numpy(), hr.numpy(), atol=1e-14)
 
 
+class _Swish(gg.Op):
+    """A user op: NumPy forward, backward in gpugrad ops."""
+
+    @staticmethod
+    def forward_cpu(x):
+        return x / (1 + np.exp(-x))
+
+    @staticmethod
+    def backward(ctx, gy):
+        (x,) = ctx.inputs
+        s = gg.sigmoid(x)
+        return gy * (s + ctx.output * (1 - s))
+
+
+@gg.custom_gradient
+def _log1pexp(x):
+    e = gg.exp(x)
+    return gg.log(1 + e), lambda up: up * (1 - 1 / (1 + e))
+
+
+def test_forward_mode_through_user_ops_and_custom_gradients(device):
+    x = f64([-1.0, 0.5, 2.0], device)
+    v = f64([1.0, -2.0, 0.5], device)
+    xn, vn = x.numpy(), v.numpy()
+    s = 1 / (1 + np.exp(-xn))
+    d1 = s + xn * s * (1 - s)  # swish'
+    d2 = s * (1 - s) * (2 + xn * (1 - 2 * s))  # swish''
+    _, t = gg.jvp(_Swish.apply, (x,), (v,))
+    np.testing.assert_allclose(t.numpy(), d1 * vn, rtol=1e-13)
+    np.testing.assert_allclose(gg.jacfwd(_Swish.apply)(x).numpy(), np.diag(d1), rtol=1e-13, atol=1e-15)
+    h = gg.hessian(_Swish.apply)(x).numpy()
+    np.testing.assert_allclose(np.einsum("iii->i", h), d2, rtol=1e-12)
+    _, t = gg.jvp(_log1pexp, (x,), (v,))
+    np.testing.assert_allclose(t.numpy(), s * vn, rtol=1e-13)
+    np.testing.assert_allclose(gg.hvp(lambda x: gg.sum(_log1pexp(x)), x, v).numpy(), s * (1 - s) * vn, rtol=1e-12)
+
+
 # -- stop_gradient ------------------------------------------------------------------------------------------
 
 
