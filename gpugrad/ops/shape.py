@@ -225,6 +225,10 @@ def to_device(x, device: str) -> Tensor:
 
 def one_hot(indices, depth: int, dtype=None, device=None) -> Tensor:
     """A constant: ``out[..., k] = 1`` where ``indices == k``; indices outside [0, depth) give a zero row."""
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"one_hot: depth must be an int, got {depth!r}")
+    if depth < 0:
+        raise ValueError(f"one_hot: depth must be non-negative, got {depth}")
     if isinstance(indices, Tensor):
         d = indices.data
     else:
