@@ -273,6 +273,12 @@ class Variable(Tensor):
             raise RuntimeError(
                 f"cannot assign a value on {backend.device_of(value)} to a Variable on {self.device}"
             )
+        if value is None or isinstance(value, (str, bytes, complex)):
+            raise _refuse("Variable.assign", value)
+        if not hasattr(value, "dtype"):  # a list: refuse what is not numbers before the cast
+            value = check_kind(np.asarray(value), "Variable.assign", value)
+        else:
+            check_kind(value, "Variable.assign", value)
         xp = backend.get_array_module(self.data)
         arr = xp.asarray(value, dtype=self.dtype)
         if arr.shape != self.shape:
