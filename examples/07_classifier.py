@@ -74,7 +74,7 @@ def main(argv=None) -> dict:
 
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256)
     logits = model.predict(x_test, batch_size=256)
-    predicted = np.argmax(logits.numpy(), axis=-1)
+    predicted = np.argmax(logits, axis=-1)
     by_hand = float(np.mean(predicted == y_test))
     print(f"trained {epochs} epochs in {fit_s:.2f} s ({fit_s / epochs * 1e3:.0f} ms per epoch)")
     print(f"test loss {test_loss:.4f}, test accuracy {test_acc:.4f} (from predict: {by_hand:.4f})")

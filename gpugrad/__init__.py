@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from . import autograd, cuda, losses, metrics, nn, optimizers, random, testing  # noqa: F401
+from . import autograd, cuda, distributed, losses, metrics, nn, optimizers, random, testing  # noqa: F401
 from .backend import default_device, device, set_default_device
+from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
 from .ops import (
     abs,
     add,
+    argmax,
+    argmin,
     broadcast_to,
     clip,
     concat,
@@ -54,7 +57,9 @@ from .ops import (
     transpose,
     where,
 )
+from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
 from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
 from .tensor import Tensor, Variable
@@ -67,6 +72,14 @@ float64 = "float64"
 int32 = "int32"
 int64 = "int64"
 bool_ = "bool"
+
+
+cat = concat  # PyTorch's name
+
+
+def manual_seed(seed: int) -> None:
+    """PyTorch's name for :func:`gpugrad.random.seed`: reseed every backend's generator."""
+    random.seed(seed)
 
 
 def from_dlpack(x) -> Tensor:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from . import graph
+from .custom import Function, FunctionCtx
 from .graph import enable_grad, no_grad
 from .tensor import Tensor
 
-__all__ = ["backward", "grad", "no_grad", "enable_grad"]
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "Function", "FunctionCtx"]
 
 def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]

@@ -163,3 +163,10 @@ def array_on(data, dev: str, dtype=None):
     cp = cupy()
     with cp.cuda.Device(int(dev.split(":")[1])):
         return cp.asarray(data, dtype=dtype)
+
+
+def cupy_special():
+    """``cupyx.scipy.special`` (erf and friends on CuPy arrays), imported on first need."""
+    import cupyx.scipy.special as special  # noqa: PLC0415
+
+    return special

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import glob
+import hashlib
 import os
 import re
 import site
@@ -43,6 +44,8 @@ __all__ = [
     "source",
     "kernel_names",
     "get_kernel",
+    "get_source_kernel",
+    "compile_source",
     "nvrtc_compile",
     "load_nvrtc",
     "sigmoid_fwd",
@@ -284,11 +287,13 @@ def load_nvrtc() -> Any:
         )
 
 
-def _nvrtc_compile_source(src: str, filename: str, arch: str, *, module: str = "", cubin: bool = False) -> bytes:
+def _nvrtc_compile_source(
+    src: str, filename: str, arch: str, *, module: str = "", cubin: bool = False, extra: tuple[str, ...] = ()
+) -> bytes:
     """Compile CUDA source text with NVRTC (no GPU needed): PTX for ``compute_XX``, or, with
     ``cubin`` and an ``sm_XX`` arch, a cubin (which also runs ptxas, as CuPy does on a GPU)."""
     nvrtc = load_nvrtc()
-    options = [*COMPILE_OPTIONS, *_CUPY_IMPLICIT_OPTIONS, f"-arch={arch}"]
+    options = [*COMPILE_OPTIONS, *_CUPY_IMPLICIT_OPTIONS, *extra, f"-arch={arch}"]
     prog = nvrtc.createProgram(src, filename, [], [])
     try:
         try:
@@ -339,13 +344,21 @@ def get_kernel(module: str, name: str) -> Any:
     _check_module(module)
     if name not in _KERNELS[module]:
         raise KeyError(f"module {module!r} has no kernel {name!r}")
+    where = f"module {module!r} ({KERNEL_DIR / (module + '.cu')})"
+    return _load(cp, key, lambda: source(module), COMPILE_OPTIONS, where)
+
+
+def _load(cp: Any, key: tuple[str, str, int], code: Callable[[], str], options: tuple[str, ...], where: str) -> Any:
+    """Compile module ``key[0]`` (its source from ``code()``) on device ``key[2]`` once, and
+    memoize its kernel ``key[1]``."""
+    module, name, dev = key
     with _load_lock:
         kern = _kernels.get(key)
         if kern is not None:
             return kern
         mod = _modules.get((module, dev))
         if mod is None:
-            mod = cp.RawModule(code=source(module), options=COMPILE_OPTIONS)
+            mod = cp.RawModule(code=code(), options=options)
             _modules[(module, dev)] = mod
         try:
             kern = mod.get_function(name)
@@ -353,14 +366,40 @@ def get_kernel(module: str, name: str) -> Any:
             _modules.pop((module, dev), None)
             log = str(exc)
             raise KernelCompileError(
-                f"kernel {name!r} of module {module!r} ({KERNEL_DIR / (module + '.cu')}) failed to compile "
-                f"with NVRTC:\n{log}",
+                f"kernel {name!r} of {where} failed to compile with NVRTC:\n{log}",
                 module=module,
                 kernel=name,
                 log=log,
             ) from exc
         _kernels[key] = kern
         return kern
+
+
+def get_source_kernel(src: str, name: str, options: tuple[str, ...] = ()) -> Any:
+    """The ``cupy.RawKernel`` ``name`` of a user's CUDA source ``src`` on the current device:
+    compiled by NVRTC on first use per device and memoized beside the kernels of ``kernels/``."""
+    cp = _cupy()
+    module = "source-" + hashlib.sha1(repr((src, tuple(options))).encode()).hexdigest()[:16]
+    key = (module, name, cp.cuda.runtime.getDevice())
+    kern = _kernels.get(key)
+    if kern is not None:
+        return kern
+    return _load(cp, key, lambda: src, (*COMPILE_OPTIONS, *options), "a user's CUDA source")
+
+
+def compile_source(src: str, name: str, arch: str = "compute_80", options: tuple[str, ...] = ()) -> str:
+    """Compile a user's CUDA source with NVRTC, without a GPU, and return the PTX; raises
+    :class:`KernelCompileError` with NVRTC's log when it does not compile or defines no kernel
+    ``name`` (declare it ``extern "C" __global__``)."""
+    ptx = _nvrtc_compile_source(src, f"{name}.cu", arch, module=name, extra=tuple(options)).decode()
+    if not re.search(rf"\.entry\s+{re.escape(name)}\s*\(", ptx):
+        raise KernelCompileError(
+            f"the CUDA source compiles but defines no kernel {name!r}; declare it extern \"C\" __global__ "
+            f"void {name}(...) (C++ names are mangled)",
+            module=name,
+            kernel=name,
+        )
+    return ptx
 
 
 class Runtime:

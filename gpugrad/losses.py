@@ -1,4 +1,8 @@
-"""Keras-style losses. Each returns the mean over the batch by default.
+"""Keras-style losses: functions and loss objects. Each returns the mean over the batch by default.
+
+Loss objects (``MeanSquaredError()``, ``BinaryCrossentropy(from_logits=True)``,
+``CategoricalCrossentropy``, ``SparseCategoricalCrossentropy``) carry their options and are
+called as ``loss(y_true, y_pred, sample_weight=None)``; ``compile`` accepts them.
 
 ``reduction``: ``'mean'`` (also ``'sum_over_batch_size'``) averages the per-sample losses,
 ``'sum'`` adds them, ``'none'`` returns them. Probabilities given with ``from_logits=False`` are
@@ -122,6 +126,80 @@ def _reduce_check(reduction):
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(REDUCTIONS)}")
 
 
+class Loss:
+    """A loss with its options bound: ``fn(y_true, y_pred, reduction=..., **options)``.
+
+    ``reduction``: ``'sum_over_batch_size'`` (Keras' default, the mean over the batch; also
+    ``'mean'``), ``'sum'``, or ``'none'``/``None`` for the per-sample losses. ``sample_weight``
+    (one weight per sample, or broadcastable to the per-sample losses) scales each sample before
+    the reduction; ``'sum_over_batch_size'`` then divides by the number of samples, as Keras.
+    """
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name: str | None = None, **options):
+        reduction = "none" if reduction is None else reduction
+        _reduce_check(reduction)
+        self.fn = fn
+        self.reduction = reduction
+        self.name = name or fn.__name__
+        self.__name__ = fn.__name__  # lets 'accuracy' pick its variant, as for the loss functions
+        self.options = options
+        self.from_logits = bool(options.get("from_logits", False))
+
+    def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
+        if sample_weight is None:
+            return self.fn(y_true, y_pred, reduction=self.reduction, **self.options)
+        rows = self.fn(y_true, y_pred, reduction="none", **self.options)
+        w = as_tensor(sample_weight, like=rows)
+        if w.device != rows.device:
+            check_devices(w, rows, self.name)
+        if w.ndim > rows.ndim and w.shape[-1:] == (1,):
+            w = Tensor._make(w.data.reshape(w.shape[:-1]))
+        if w.dtype != rows.dtype:
+            w = w.astype(rows.dtype)
+        return _reduce(rows * w, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "reduction": self.reduction, **self.options}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(reduction={self.reduction!r}{opts})"
+
+
+class MeanSquaredError(Loss):
+    """Keras' ``MeanSquaredError``: mean over the last axis per sample, then ``reduction``."""
+
+    def __init__(self, reduction="sum_over_batch_size", name: str = "mean_squared_error"):
+        super().__init__(mse, reduction, name)
+
+
+class BinaryCrossentropy(Loss):
+    """Keras' ``BinaryCrossentropy``; ``from_logits=True`` takes raw scores (the stable softplus form)."""
+
+    def __init__(self, from_logits: bool = False, reduction="sum_over_batch_size", name: str = "binary_crossentropy"):
+        super().__init__(binary_crossentropy, reduction, name, from_logits=bool(from_logits))
+
+
+class CategoricalCrossentropy(Loss):
+    """Keras' ``CategoricalCrossentropy`` (one-hot or probability targets)."""
+
+    def __init__(self, from_logits: bool = False, reduction="sum_over_batch_size",
+                 name: str = "categorical_crossentropy"):
+        super().__init__(categorical_crossentropy, reduction, name, from_logits=bool(from_logits))
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Keras' ``SparseCategoricalCrossentropy`` (integer class ids as targets)."""
+
+    def __init__(self, from_logits: bool = False, reduction="sum_over_batch_size",
+                 name: str = "sparse_categorical_crossentropy"):
+        super().__init__(sparse_categorical_crossentropy, reduction, name, from_logits=bool(from_logits))
+
+
 LOSSES = {
     "mse": mse,
     "mean_squared_error": mse,
@@ -131,10 +209,19 @@ LOSSES = {
 }
 
 
+LOSS_CLASSES = {
+    cls.__name__: cls
+    for cls in (MeanSquaredError, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy)
+}
+
+
 def get(name):
-    """A loss function by name (or the callable itself)."""
+    """A loss function by name (``'mse'``, ``'sparse_categorical_crossentropy'``, ... or a class
+    name such as ``'SparseCategoricalCrossentropy'``), or the callable itself (a loss object)."""
     if callable(name):
         return name
+    if str(name) in LOSS_CLASSES:
+        return LOSS_CLASSES[str(name)]()
     key = str(name).lower()
     if key not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}")

@@ -159,6 +159,8 @@ class Accuracy(Metric):
         if loss == "sparse_categorical_crossentropy":
             return _sparse_categorical_accuracy
         if loss == "binary_crossentropy":
+            if getattr(self._loss, "from_logits", False):  # a logit of 0 is a probability of 0.5
+                return lambda t, p: _binary_accuracy(t, p, threshold=0.0)
             return _binary_accuracy
         if loss == "categorical_crossentropy":
             return _categorical_accuracy

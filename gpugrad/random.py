@@ -55,12 +55,14 @@ def _draw(method, shape, dtype, device, seed, *args):
     return Tensor._make(arr)
 
 
-def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None) -> Tensor:
-    return _draw("normal", shape, dtype, device, seed, mean, stddev)
+def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:
+    t = _draw("normal", shape, dtype, device, seed, mean, stddev)
+    return t.requires_grad_(True) if requires_grad else t
 
 
-def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None, device=None) -> Tensor:
-    return _draw("uniform", shape, dtype, device, seed, minval, maxval)
+def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:
+    t = _draw("uniform", shape, dtype, device, seed, minval, maxval)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def randint(shape, low, high, dtype="int64", seed=None, device=None) -> Tensor:

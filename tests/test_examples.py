@@ -20,7 +20,7 @@ def run(name, *args):
 def test_every_example_is_tested():
     tested = {
         "01_tape_basics.py", "02_second_order.py", "03_activation_grads.py", "04_loss_grads.py",
-        "05_gradient_descent.py", "06_linear_regression.py", "07_classifier.py",
+        "05_gradient_descent.py", "06_linear_regression.py", "07_classifier.py", "08_custom_op.py",
     }
     assert {p.name for p in EXAMPLES.glob("[0-9]*.py")} == tested
 
@@ -88,3 +88,20 @@ def test_07_classifier():
     h = r["history"]
     assert len(h["loss"]) == r["epochs"] and h["loss"][-1] < h["loss"][0]
     assert set(h) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+def test_08_custom_op():
+    r = run("08_custom_op.py", "--device", "cpu")
+    assert r["max_error"] < 1e-12 and r["float32_error"] < 1e-5
+    assert r["compiled"] in (True, None)  # None: no NVRTC here
+    assert r["dy"][len(r["dy"]) // 2] == pytest.approx(0.5)  # swish'(0) = σ(0)
+    assert r["d2y"][len(r["d2y"]) // 2] == pytest.approx(0.5)  # swish''(0) = 2σ(0)(1 − σ(0))
+
+
+@pytest.mark.gpu
+def test_08_custom_op_on_cuda():
+    cpu = run("08_custom_op.py", "--device", "cpu")
+    r = run("08_custom_op.py", "--device", "cuda")
+    assert r["device"].startswith("cuda") and r["max_error"] < 1e-12 and r["float32_error"] < 1e-5
+    for k in ("y", "dy", "d2y"):
+        np.testing.assert_allclose(r[k], cpu[k], rtol=1e-12, atol=1e-15)

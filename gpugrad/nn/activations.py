@@ -1,8 +1,10 @@
 """Activation functions by name, as Keras accepts them: ``'relu'``, ``'sigmoid'``, ``'tanh'``,
-``'softmax'``, ``'linear'`` (or ``None``), or any callable ``fn(x) -> Tensor``."""
+``'softmax'``, ``'gelu'``, ``'leaky_relu'``, ``'elu'``, ``'softplus'``, ``'silu'`` (or ``'swish'``),
+``'linear'`` (or ``None``), or any callable ``fn(x) -> Tensor``."""
 
 from __future__ import annotations
 
+from ..ops import activation_extra as _extra
 from ..ops.activation import relu as _relu
 from ..ops.activation import sigmoid as _sigmoid
 from ..ops.activation import tanh as _tanh
@@ -31,12 +33,40 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return _softmax(x, axis)
 
 
+def gelu(x: Tensor, approximate: bool = False) -> Tensor:
+    return _extra.gelu(x, approximate=approximate)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.2) -> Tensor:
+    return _extra.leaky_relu(x, negative_slope)
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    return _extra.elu(x, alpha)
+
+
+def softplus(x: Tensor) -> Tensor:
+    return _extra.softplus(x)
+
+
+def silu(x: Tensor) -> Tensor:
+    return _extra.silu(x)
+
+
+swish = silu
+
 ACTIVATIONS = {
     "linear": linear,
     "relu": relu,
     "sigmoid": sigmoid,
     "tanh": tanh,
     "softmax": softmax,
+    "gelu": gelu,
+    "leaky_relu": leaky_relu,
+    "elu": elu,
+    "softplus": softplus,
+    "silu": silu,
+    "swish": silu,
 }
 
 

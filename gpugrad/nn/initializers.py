@@ -103,3 +103,11 @@ def get(identifier):
         f"unknown initializer {identifier!r}; known initializers: {', '.join(sorted(INITIALIZERS))} "
         "(or a callable fn(shape, dtype, device))"
     )
+
+
+def serialize(fn) -> str:
+    """The registry name of initializer ``fn``, or its ``__name__`` for a custom callable."""
+    for name, f in INITIALIZERS.items():
+        if f is fn:
+            return name
+    return getattr(fn, "__name__", type(fn).__name__)

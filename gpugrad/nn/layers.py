@@ -1,4 +1,5 @@
-"""Layers in the Keras style: ``Layer`` (the base) and ``Dense``.
+"""Layers in the Keras style: ``Layer`` (the base), ``Dense``, ``Dropout``, ``Flatten``,
+``Activation`` and ``Input`` (an :class:`InputLayer` that fixes a model's input shape).
 
 A layer builds its Variables on its first call, from the input's last dimension, on the input's
 device and with its floating dtype (integer inputs give float32). The forward pass is written in
@@ -8,11 +9,14 @@ gpugrad ops, so the same code runs on NumPy and on CuPy with our kernels.
 from __future__ import annotations
 
 import collections
+import inspect
 
 import numpy as np
 
 from .. import backend
+from .. import random as _random
 from ..ops.linalg import matmul
+from ..ops.shape import reshape
 from ..tensor import DEFAULT_FLOAT, Tensor, Variable, is_float
 from . import activations, initializers
 
@@ -39,13 +43,22 @@ class Layer:
     """Base class: subclasses define ``build(input_shape, dtype, device)`` (making Variables with
     :meth:`add_weight`) and ``call(x)``; calling the layer builds it once, then runs ``call``."""
 
-    def __init__(self, name: str | None = None, trainable: bool = True):
+    _accepts_training = True  # Sequential passes ``training=`` to objects that say so
+    _call_takes_training = False  # set per subclass: does ``call`` take ``training=``?
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._call_takes_training = "training" in inspect.signature(cls.call).parameters
+
+    def __init__(self, name: str | None = None, trainable: bool = True, input_shape=None):
         self.name = name or unique_name(_snake(type(self).__name__))
         self.trainable = trainable
         self.built = False
         self._weights: list[Variable] = []
         self.dtype = None
         self.device = None
+        # Keras' ``input_shape=`` (without the batch axis): a Sequential model builds from it
+        self.input_shape_arg = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
 
     # -- weights ----------------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="glorot_uniform", trainable=True) -> Variable:
@@ -116,15 +129,30 @@ class Layer:
     def call(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define call(x)")
 
-    def __call__(self, x) -> Tensor:
+    def __call__(self, x, training=None) -> Tensor:
+        """Run the layer; ``training=True`` turns on training-only behaviour (Dropout)."""
         if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
             x = Tensor(x, device=self.device)
         if not self.built:
             self._build_for(x)
+        if self._call_takes_training:
+            return self.call(x, training=training)
         return self.call(x)
 
     def compute_output_shape(self, input_shape) -> tuple:
         return tuple(input_shape)
+
+    # -- serialization ------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The constructor arguments that rebuild this layer (without its weights)."""
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.input_shape_arg is not None:
+            config["input_shape"] = list(self.input_shape_arg)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}, built={self.built}>"
@@ -158,10 +186,11 @@ class Dense(Layer):
         bias_initializer="zeros",
         name: str | None = None,
         trainable: bool = True,
+        input_shape=None,
     ):
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
-        super().__init__(name=name, trainable=trainable)
+        super().__init__(name=name, trainable=trainable, input_shape=input_shape)
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -203,6 +232,140 @@ class Dense(Layer):
             return super().count_params()
         return 0
 
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+        }
+
     def __repr__(self):
         act = activations.serialize(self.activation)
         return f"<Dense name={self.name!r}, units={self.units}, activation={act!r}, built={self.built}>"
+
+
+def _shape_tuple(shape, what: str) -> tuple:
+    """A shape without the batch axis: an int or a sequence of positive ints (None allowed)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(None if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a tuple of dimensions, got {shape!r}") from None
+    if any(d is not None and d < 1 for d in dims):
+        raise ValueError(f"{what} must hold positive dimensions, got {shape!r}")
+    return dims
+
+
+class Dropout(Layer):
+    """Sets a random fraction ``rate`` of the inputs to 0 while training and scales the rest by
+    1/(1 − rate) (inverted dropout, as Keras), so nothing changes at inference.
+
+    Active only when called with ``training=True`` (``fit`` does; ``evaluate``/``predict`` do not).
+    ``noise_shape`` (``None`` entries take the input's size) shares one mask along the axes of size
+    1. ``seed`` gives the layer its own generator, so a seeded model drops the same units on every
+    run; without one, masks come from :mod:`gpugrad.random` (``gg.manual_seed`` makes them
+    reproducible).
+    """
+
+    def __init__(self, rate: float, noise_shape=None, seed: int | None = None, name=None, trainable=True,
+                 input_shape=None):
+        rate = float(rate)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        super().__init__(name=name, trainable=trainable, input_shape=input_shape)
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = None if seed is None else int(seed)
+        self._generators: dict = {}
+
+    def _generator(self, dev: str):
+        if self.seed is None:
+            return _random._generator(dev, None)
+        g = self._generators.get(dev)
+        if g is None:
+            g = self._generators[dev] = _random._new(dev, self.seed)
+        return g
+
+    def call(self, x: Tensor, training=None) -> Tensor:
+        if not training or self.rate == 0.0:
+            return x
+        shape = tuple(x.shape)
+        if self.noise_shape is not None:
+            if len(self.noise_shape) != len(shape):
+                raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not match inputs {shape}")
+            shape = tuple(s if n is None else int(n) for s, n in zip(shape, self.noise_shape, strict=True))
+        u = self._generator(x.device).random_sample(shape)
+        keep = (u >= self.rate).astype(x.dtype)
+        keep *= x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * Tensor._make(keep)
+
+    def get_config(self) -> dict:
+        noise = None if self.noise_shape is None else list(self.noise_shape)
+        return {**super().get_config(), "rate": self.rate, "noise_shape": noise, "seed": self.seed}
+
+
+class Flatten(Layer):
+    """Reshape each sample to one axis: (N, d1, d2, ...) → (N, d1·d2·...); (N,) → (N, 1)."""
+
+    def call(self, x: Tensor) -> Tensor:
+        if x.ndim == 0:
+            raise ValueError(f"Flatten {self.name!r}: inputs need a batch axis, got a scalar")
+        return reshape(x, (x.shape[0], -1))
+
+    def compute_output_shape(self, input_shape) -> tuple:
+        rest = input_shape[1:]
+        n = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
+        return (input_shape[0], n)
+
+
+class Activation(Layer):
+    """Applies an activation (a name such as ``'relu'`` or ``'gelu'``, or a callable)."""
+
+    def __init__(self, activation, name=None, trainable=True, input_shape=None):
+        super().__init__(name=name, trainable=trainable, input_shape=input_shape)
+        self.activation = activations.get(activation)
+
+    def call(self, x: Tensor) -> Tensor:
+        return self.activation(x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class InputLayer(Layer):
+    """What :func:`Input` returns: the shape (without the batch axis) and dtype of a model's inputs.
+    Placed first in a ``Sequential`` model it builds the model at once (so ``summary`` works)."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None, trainable=True):
+        shape = shape if shape is not None else input_shape
+        if shape is None:
+            raise ValueError("Input: a shape is required, e.g. gg.nn.Input((784,))")
+        super().__init__(name=name or unique_name("input_layer"), trainable=trainable)
+        self.shape = _shape_tuple(shape, "Input shape")
+        self.batch_size = batch_size
+        self.input_dtype = np.dtype(dtype) if dtype is not None else None
+        self.input_shape_arg = self.shape
+
+    def call(self, x: Tensor) -> Tensor:
+        want = self.shape
+        got = tuple(x.shape[1:])
+        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got, strict=True)):
+            raise ValueError(f"Input {self.name!r}: expected samples of shape {want}, got inputs of shape {x.shape}")
+        return x
+
+    def get_config(self) -> dict:
+        dt = None if self.input_dtype is None else str(self.input_dtype)
+        return {"name": self.name, "shape": list(self.shape), "batch_size": self.batch_size, "dtype": dt}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None) -> InputLayer:  # noqa: N802 (Keras' name)
+    """The inputs of a model: ``Sequential([gg.nn.Input((4,)), Dense(8), ...])``. ``shape`` leaves
+    out the batch axis."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, Dropout, Flatten, Activation, InputLayer)}

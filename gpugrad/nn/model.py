@@ -21,12 +21,13 @@ from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .. import random as _random
+from ..distributed import _fit as _dist
 from ..graph import no_grad
 from ..ops.creation import zeros
 from ..ops.reduce import mean
 from ..tape import GradientTape
 from ..tensor import DEFAULT_FLOAT, Tensor, Variable, is_float
-from .layers import _assign_host, unique_name
+from .layers import InputLayer, _assign_host, unique_name
 
 _POSTFIX_EVERY = 0.1  # seconds between progress-bar readings of the running loss (each one syncs)
 
@@ -64,6 +65,7 @@ class Sequential:
         self.trainable = True
         self._layers: list = []
         self._input_spec = None  # (shape without the batch axis, dtype, device) of the first call
+        self._input_layer = None  # an InputLayer (from gg.nn.Input or a first layer's input_shape=)
         self.optimizer = None
         self.loss = None
         self._loss_fn = None
@@ -76,9 +78,21 @@ class Sequential:
 
     # -- structure --------------------------------------------------------------------------------
     def add(self, layer) -> None:
+        """Append a layer. An ``Input`` (or a first layer given ``input_shape=``) fixes the input
+        shape, and the model is then built at once, as in Keras."""
         if not callable(layer):
             raise TypeError(f"Sequential.add: expected a layer (a callable), got {type(layer).__name__}")
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("Sequential: an Input can only come first")
+            self._input_layer = layer
+            return
+        if not self._layers and self._input_layer is None and getattr(layer, "input_shape_arg", None):
+            self._input_layer = InputLayer(shape=layer.input_shape_arg)
         self._layers.append(layer)
+        inp = self._input_layer
+        if inp is not None and getattr(layer, "built", True) is False:
+            self.build((None, *inp.shape), dtype=inp.input_dtype)
 
     def pop(self):
         if not self._layers:
@@ -148,13 +162,16 @@ class Sequential:
         return None
 
     # -- calling ----------------------------------------------------------------------------------
-    def __call__(self, x) -> Tensor:
+    _accepts_training = True
+
+    def __call__(self, x, training=None) -> Tensor:
+        """The outputs for ``x``; ``training=True`` (as ``fit`` calls it) turns Dropout on."""
         if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
             x = Tensor(x, device=self.device)
         if self._input_spec is None and x.ndim:
             self._input_spec = (tuple(x.shape[1:]), x.dtype, x.device)
         for layer in self._layers:
-            x = layer(x)
+            x = layer(x, training=training) if getattr(layer, "_accepts_training", False) else layer(x)
         return x
 
     call = __call__
@@ -248,14 +265,15 @@ class Sequential:
                 self(Tensor._make(first))
 
     # -- training -----------------------------------------------------------------------------------
-    def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn):
+    def _step(self, xb: Tensor, yb: Tensor, tvars, optimizer, loss_fn, scale: float = 1.0):
         with GradientTape() as tape:
-            pred = self(xb)
+            pred = self(xb, training=True)
             yb = _match_rank(yb, pred)
             loss = loss_fn(yb, pred)
             if loss.ndim:
                 loss = mean(loss)
-        grads = tape.gradient(loss, tvars)
+            target = loss if scale == 1.0 else loss * scale  # a rank's share of a global batch
+        grads = tape.gradient(target, tvars)
         optimizer.apply_gradients(zip(grads, tvars, strict=True))
         return loss, yb, pred
 
@@ -316,6 +334,11 @@ class Sequential:
         tvars = self.trainable_variables
         if not tvars:
             raise ValueError("fit: the model has no trainable variables")
+        job = _dist.job()  # in a job of several processes: shard each batch, average the gradients
+        if job is not None:
+            self.optimizer = _dist.DistributedOptimizer(self.optimizer)
+            _dist.broadcast_variables(self.weights, root=0)  # start equal
+            verbose = verbose if job.rank == 0 else 0
         optimizer, loss_fn, mets = self.optimizer, self._loss_fn, self._train_metrics
         steps = -(-n // batch_size)
         history = History()
@@ -335,6 +358,8 @@ class Sequential:
             t0 = time.perf_counter()
             if shuffle:
                 perm = _random._generator("cpu", None).permutation(n)
+                if job is not None:
+                    perm = _dist.shared_permutation(job, perm)
                 if xp_data is not np:
                     perm = xp_data.asarray(perm)
                 xs, ys = xa[perm], ya[perm]
@@ -348,10 +373,16 @@ class Sequential:
             last = t0
             for lo in range(0, n, batch_size):
                 xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
+                scale = 1.0
+                if job is not None:
+                    xb, yb, scale = _dist.shard_batch(job, xb, yb)
+                    if xb.shape[0] == 0:  # fewer rows than ranks: still join the gradient all-reduce
+                        optimizer.apply_gradients((None, v) for v in tvars)
+                        continue
                 if not on_device:
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
                 nb = xb.shape[0]
-                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn)
+                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn, scale)
                 total = total + loss.data * nb
                 seen += nb
                 for m in mets:
@@ -363,6 +394,8 @@ class Sequential:
                         bar.set_postfix_str(_format(self._logs(total, seen, mets)), refresh=False)
                     bar.update(1)
             logs = self._logs(total, seen, mets)
+            if job is not None:
+                logs = _dist.average_logs(job, logs, seen)
             if validation_data is not None:
                 val = self._evaluate_arrays(vx, vy, batch_size, dev)
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -425,9 +458,9 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0) -> Tensor:
-        """The model's outputs for ``x``, computed in batches of ``batch_size`` (default 32) and
-        returned as one Tensor on the model's device."""
+    def predict(self, x, batch_size=None, verbose=0) -> np.ndarray:
+        """The model's outputs for ``x`` as a host NumPy array (as Keras returns), computed in
+        batches of ``batch_size`` (default 32) on the model's device; Dropout is off."""
         batch_size = _batch_size(batch_size, "predict")
         xa, _ = self._prepare("predict", x, need_y=False)
         dev = self._target_device(xa)
@@ -436,14 +469,14 @@ class Sequential:
         with no_grad():
             for lo in range(0, max(n, 1), batch_size):
                 outs.append(self(Tensor._make(backend.to_device(xa[lo : lo + batch_size], dev))).data)
-        if len(outs) == 1:
-            return Tensor._make(outs[0])
-        return Tensor._make(backend.get_array_module(outs[0]).concatenate(outs, axis=0))
+        out = outs[0] if len(outs) == 1 else backend.get_array_module(outs[0]).concatenate(outs, axis=0)
+        return _host(out)
 
-    def predict_on_batch(self, x) -> Tensor:
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The outputs for one batch ``x`` as a host NumPy array."""
         xa, _ = self._prepare("predict_on_batch", x, need_y=False)
         with no_grad():
-            return self(Tensor._make(backend.to_device(xa, self._target_device(xa))))
+            return _host(self(Tensor._make(backend.to_device(xa, self._target_device(xa)))).data)
 
     # -- summary and weights ------------------------------------------------------------------------
     def summary(self, print_fn=None) -> None:
@@ -533,6 +566,11 @@ class Sequential:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+
+
+def _host(a) -> np.ndarray:
+    """A NumPy array for a NumPy or CuPy array (a writable copy, never a view of model state)."""
+    return np.array(backend.to_device(a, "cpu"))
 
 
 def _npz_path(filepath) -> str:

@@ -36,6 +36,7 @@ from .math import (
     where,
 )
 from .reduce import logsumexp, max, mean, min, norm, sum
+from .select import argmax, argmin
 from .shape import (
     broadcast_to,
     concat,
@@ -92,6 +93,33 @@ def _install():
         self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None
     )
     T.view = T.reshape
+    _install_torch_habits(T)
+
+
+def _install_torch_habits(T):
+    """PyTorch spellings: ``argmax``/``argmin`` (``dim=`` or ``axis=``), ``unsqueeze``, ``float()``,
+    ``double()``, and ``format(t, '.3f')`` for one-element tensors."""
+
+    def _dim(axis, dim):
+        return dim if axis is None else axis
+
+    T.argmax = lambda self, axis=None, keepdims=False, dim=None: argmax(self, _dim(axis, dim), keepdims)
+    T.argmin = lambda self, axis=None, keepdims=False, dim=None: argmin(self, _dim(axis, dim), keepdims)
+    T.unsqueeze = lambda self, dim: expand_dims(self, dim)
+    T.float = lambda self: self.astype("float32")
+    T.double = lambda self: self.astype("float64")
+    T.__format__ = _format
+
+
+def _format(self, spec: str) -> str:
+    if not spec:
+        return str(self)
+    if self.size == 1:  # as PyTorch: a format spec applies to the one value
+        return format(self.item(), spec)
+    raise TypeError(
+        f"unsupported format string {spec!r} for a tensor of shape {self.shape}; "
+        "format spec applies only to one-element tensors (use .numpy() or .tolist())"
+    )
 
 
 _install()

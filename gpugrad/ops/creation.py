@@ -25,11 +25,16 @@ def _make(fn, dtype, device):
         return Tensor._make(fn(xp, dtype))
 
 
-def constant(value, dtype=None, device=None) -> Tensor:
+def _grad(t: Tensor, requires_grad: bool) -> Tensor:
+    """``t`` made a leaf that requires grad when asked (every constructor takes ``requires_grad=``)."""
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def constant(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A Tensor from a number, list, NumPy/CuPy array or Tensor (floats default to float32)."""
     if isinstance(value, Tensor) and dtype is None and device is None:
-        return Tensor._make(value.data)
-    return Tensor(value, dtype=dtype, device=device)
+        return _grad(Tensor._make(value.data), requires_grad)
+    return Tensor(value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -37,18 +42,18 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
-def zeros(shape, dtype=None, device=None) -> Tensor:
-    return _make(lambda xp, dt: xp.zeros(shape, dtype=dt), _float(dtype), device)
+def zeros(shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _grad(_make(lambda xp, dt: xp.zeros(shape, dtype=dt), _float(dtype), device), requires_grad)
 
 
-def ones(shape, dtype=None, device=None) -> Tensor:
-    return _make(lambda xp, dt: xp.ones(shape, dtype=dt), _float(dtype), device)
+def ones(shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _grad(_make(lambda xp, dt: xp.ones(shape, dtype=dt), _float(dtype), device), requires_grad)
 
 
-def full(shape, fill_value, dtype=None, device=None) -> Tensor:
+def full(shape, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if dtype is None and isinstance(fill_value, (bool, int)) and not isinstance(fill_value, float):
         dtype = np.asarray(fill_value).dtype
-    return _make(lambda xp, dt: xp.full(shape, fill_value, dtype=dt), _float(dtype), device)
+    return _grad(_make(lambda xp, dt: xp.full(shape, fill_value, dtype=dt), _float(dtype), device), requires_grad)
 
 
 def _like(x, dtype, device, fn):
@@ -58,26 +63,27 @@ def _like(x, dtype, device, fn):
     return _make(lambda xp, d: fn(xp, np.shape(xd) if not hasattr(xd, "shape") else xd.shape, d), dt, dev)
 
 
-def zeros_like(x, dtype=None, device=None) -> Tensor:
-    return _like(x, dtype, device, lambda xp, s, d: xp.zeros(s, dtype=d))
+def zeros_like(x, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _grad(_like(x, dtype, device, lambda xp, s, d: xp.zeros(s, dtype=d)), requires_grad)
 
 
-def ones_like(x, dtype=None, device=None) -> Tensor:
-    return _like(x, dtype, device, lambda xp, s, d: xp.ones(s, dtype=d))
+def ones_like(x, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _grad(_like(x, dtype, device, lambda xp, s, d: xp.ones(s, dtype=d)), requires_grad)
 
 
-def arange(start, limit=None, delta=1, dtype=None, device=None) -> Tensor:
+def arange(start, limit=None, delta=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if limit is None:
         start, limit = 0, start
     if dtype is None:
         isfloat = any(isinstance(v, float) for v in (start, limit, delta))
         dtype = DEFAULT_FLOAT if isfloat else np.dtype(np.int64)
-    return _make(lambda xp, dt: xp.arange(start, limit, delta, dtype=dt), np.dtype(dtype), device)
+    return _grad(_make(lambda xp, dt: xp.arange(start, limit, delta, dtype=dt), np.dtype(dtype), device), requires_grad)
 
 
-def linspace(start, stop, num, dtype=None, device=None) -> Tensor:
-    return _make(lambda xp, dt: xp.linspace(start, stop, int(num), dtype=dt), _float(dtype), device)
+def linspace(start, stop, num, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    t = _make(lambda xp, dt: xp.linspace(start, stop, int(num), dtype=dt), _float(dtype), device)
+    return _grad(t, requires_grad)
 
 
-def eye(num_rows, num_columns=None, dtype=None, device=None) -> Tensor:
-    return _make(lambda xp, dt: xp.eye(num_rows, num_columns, dtype=dt), _float(dtype), device)
+def eye(num_rows, num_columns=None, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return _grad(_make(lambda xp, dt: xp.eye(num_rows, num_columns, dtype=dt), _float(dtype), device), requires_grad)

@@ -1,0 +1,161 @@
+"""``DistributedOptimizer``: any gpugrad optimizer, with gradients averaged across ranks.
+
+``DistributedOptimizer(opt)`` returns an object of a subclass of ``type(opt)`` made on the fly (as
+Horovod does), so it is still an ``SGD``/``Adam``/... for ``compile`` and ``isinstance``, and it
+shares ``opt``'s state (learning rate, iterations, slots): the two are views of one optimizer.
+Only ``apply_gradients`` changes (``minimize`` goes through it):
+
+1. Variables seen for the first time are broadcast from rank 0 (ChainerMN's rule). If some rank
+   held different values, its gradients were computed at the wrong point, so that step's update
+   is skipped on every rank, with a warning; calling ``broadcast_variables`` before training (as
+   ``fit`` does) avoids it.
+2. The gradients are packed into one flat buffer per (device, dtype) - in practice one - with a
+   flag per variable telling whether this rank has a gradient for it (``None`` counts as zeros),
+   reduced by ONE all-reduce, scaled by ``1/world_size`` and unpacked as views. A variable whose
+   gradient is ``None`` on every rank stays ``None`` (it is skipped, as in one process).
+3. The wrapped optimizer's own ``apply_gradients`` applies the averages (after averaging, so that
+   clipping and weight decay see the global gradient).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+
+from .. import backend
+from ..optimizers import Optimizer
+from ..tensor import Tensor, Variable
+from ._collectives import agree, allreduce_, broadcast_variables, groups_by_array, is_synced, layout_of
+from ._world import world
+
+_classes: dict[type, type] = {}
+
+
+class _Plan:
+    """Where each variable's gradient lives in the flat buffers, built once per layout."""
+
+    def __init__(self, variables):
+        self.groups = []  # (indices, buffer, offsets)
+        for idx in groups_by_array([v.data for v in variables]).values():
+            first = variables[idx[0]].data
+            xp = backend.get_array_module(first)
+            dt = first.dtype
+            if xp is np and dt.kind == "f" and dt.itemsize < 4:
+                dt = np.dtype(np.float32)  # MPI has no half type everywhere: reduce in float32
+            offsets = [0]
+            for i in idx:
+                offsets.append(offsets[-1] + variables[i].size)
+            with _on(first):
+                buf = xp.empty(offsets[-1] + len(idx), dt)  # the gradients, then one flag each
+            self.groups.append((idx, buf, offsets))
+
+
+def _on(a):
+    """A context making ``a``'s GPU current (nothing for host arrays)."""
+    if backend.is_cupy_array(a):
+        return backend.cupy().cuda.Device(a.device.id)
+    return contextlib.nullcontext()
+
+
+class DistributedOptimizer(Optimizer):
+    """Wrap an optimizer (an instance or a name such as ``'adam'``) so that ``apply_gradients``
+    averages the gradients over all ranks first, in one bucketed all-reduce per step."""
+
+    def __new__(cls, optimizer=None, *args, **kwargs):
+        if optimizer is None:
+            if cls is DistributedOptimizer:
+                raise TypeError("DistributedOptimizer needs the optimizer to wrap, e.g. DistributedOptimizer(Adam())")
+            return object.__new__(cls)  # copy protocol re-creating a generated subclass
+        if isinstance(optimizer, DistributedOptimizer):
+            return optimizer
+        from ..optimizers import get  # noqa: PLC0415
+
+        optimizer = get(optimizer)
+        base = type(optimizer)
+        sub = _classes.get(base)
+        if sub is None:
+            sub = _classes[base] = type(f"Distributed{base.__name__}", (DistributedOptimizer, base),
+                                        {"__module__": __name__, "__doc__": base.__doc__})
+        obj = object.__new__(sub)
+        obj.__dict__ = optimizer.__dict__  # one optimizer, two views: the state is shared
+        obj.__dict__.setdefault("_dist_plan", None)
+        obj.__dict__.setdefault("_dist_key", None)
+        return obj
+
+    def __init__(self, optimizer=None, *args, **kwargs):
+        pass  # all set up by __new__
+
+    def apply_gradients(self, grads_and_vars, *args, **kwargs):
+        pairs = list(grads_and_vars)
+        variables = [v for _, v in pairs]
+        for v in variables:
+            if not isinstance(v, Variable):
+                raise TypeError(f"apply_gradients: expected Variables to update, got {type(v).__name__}")
+        w = world()
+        if w.size == 1:
+            return super().apply_gradients(pairs, *args, **kwargs)
+        if self._sync_new(w, variables):
+            return self.iterations
+        grads = self.average_gradients([g for g, _ in pairs], variables)
+        return super().apply_gradients(zip(grads, variables), *args, **kwargs)
+
+    def _sync_new(self, w, variables) -> bool:
+        """Broadcast the variables from rank 0 if some were not seen before; True when this step
+        must be skipped. Every rank runs the same program, so every rank sees the same new
+        variables (a rank that does not is caught by the layout check of the broadcast)."""
+        if all(is_synced(v) for v in variables):
+            return False
+        differed = broadcast_variables(variables, root=0)
+        if differed and w.rank == 0:
+            warnings.warn(
+                "DistributedOptimizer: the variables differed across ranks at their first update; rank 0's "
+                "values were broadcast and this step's update was skipped on every rank. Call "
+                "gg.distributed.broadcast_variables(variables) before training to start equal.",
+                RuntimeWarning, stacklevel=3,
+            )
+        return differed
+
+    def average_gradients(self, grads, variables) -> list:
+        """The mean over ranks of each gradient (Tensors viewing this optimizer's buffers; None
+        where no rank has a gradient), by one all-reduce per (device, dtype) group."""
+        w = world()
+        key = tuple((id(v), v.shape, v.dtype, v.device) for v in variables)
+        plan = self._dist_plan
+        if plan is None or key != self._dist_key:
+            plan = _Plan(variables)
+            self._dist_plan, self._dist_key = plan, key
+            checked = False
+        else:
+            checked = w.check < 2
+        out = [None] * len(variables)
+        for idx, buf, offs in plan.groups:
+            n = len(idx)
+            flags = buf[offs[-1] :]
+            for j, i in enumerate(idx):
+                g = grads[i]
+                seg = buf[offs[j] : offs[j + 1]]
+                if g is None:
+                    seg.fill(0)
+                    flags[j] = 0
+                else:
+                    gd = g.data if isinstance(g, Tensor) else g
+                    if tuple(gd.shape) != tuple(variables[i].shape):
+                        raise ValueError(
+                            f"apply_gradients: gradient of shape {tuple(gd.shape)} for variable "
+                            f"{variables[i].name or ''} of shape {tuple(variables[i].shape)}"
+                        )
+                    seg[...] = gd.reshape(-1)
+                    flags[j] = 1
+            if not checked:
+                group = [variables[i] for i in idx]
+                agree(w, "gradient all-reduce", 0, buf, shape=(n, offs[-1]), layout=layout_of(group))
+            allreduce_(w, buf, "sum")
+            buf[: offs[-1]] *= 1.0 / w.size
+            present = backend.to_device(flags, "cpu") if backend.is_cupy_array(flags) else flags
+            for j, i in enumerate(idx):
+                if present[j] > 0:
+                    v = variables[i]
+                    out[i] = Tensor._make(buf[offs[j] : offs[j + 1]].reshape(v.shape).astype(v.dtype, copy=False))
+        return out

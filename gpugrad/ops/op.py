@@ -1,0 +1,237 @@
+"""``gg.Op``: the one base of kernel-backed ops, built-in and user-defined.
+
+An op gives a forward on arrays and a backward written in gpugrad ops::
+
+    class Swish(gg.Op):
+        @staticmethod
+        def forward_cpu(x):               # NumPy arrays in, one array out
+            return x / (1 + np.exp(-x))
+
+        @staticmethod
+        def forward_gpu(x):               # optional: CuPy arrays, e.g. a gg.cuda.RawKernel launch
+            ...
+
+        @staticmethod
+        def backward(ctx, gy):            # one gradient (Tensor or None) per input
+            (x,) = ctx.inputs
+            s = gg.sigmoid(x)
+            return gy * (s + ctx.output * (1 - s))
+
+    y = Swish.apply(x)
+
+Because the backward is made of ops, it is recorded whenever a higher order is asked for, so every
+order of derivative works through the forward kernels. The same class carries the built-in
+activations, softmax and the fused losses, and the custom-gradient spellings of
+:mod:`gpugrad.custom`.
+
+Dispatch: ``forward_gpu`` runs when the first input is a CuPy array whose dtype is in
+``gpu_dtypes`` (``None``: any) and ``GPUGRAD_KERNELS`` is not ``0``; otherwise ``forward_cpu``
+runs on the arrays as they are (NumPy, or CuPy when there is no ``forward_gpu`` for them: write it
+with array methods and ``gg.backend.get_array_module`` to run on both).
+
+Keyword arguments of ``apply`` are passed to both forwards and read in the backward as
+``ctx.<name>`` (``Softmax.apply(x, axis=1)`` → ``ctx.axis``). An op whose class sets
+``residual = True`` returns ``(y, r)`` from its forwards; ``r`` (any object) is ``ctx.residual``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..graph import record
+from ..tensor import Tensor, as_tensor
+from .base import USE_KERNELS, check_devices
+
+__all__ = ["Op", "Context"]
+
+
+class Context:
+    """What an op's ``backward`` sees: ``inputs`` (Tensors), ``output`` (the Tensor the op made),
+    ``needs_input_grad`` (one bool per input), keyword arguments of ``apply`` as attributes and,
+    for ops with ``residual = True``, ``residual``."""
+
+    __slots__ = ("inputs", "output", "_need", "params", "residual")
+
+    def __init__(self, inputs, output, need, params, residual):
+        self.inputs = inputs
+        self.output = output
+        self._need = need
+        self.params = params
+        self.residual = residual
+
+    @property
+    def needs_input_grad(self) -> tuple:
+        return tuple(bool(m) for m in self._need)
+
+    def __getattr__(self, name):
+        # only reached for names that are not slots: the keyword arguments of ``apply``
+        params = object.__getattribute__(self, "params")
+        if params and name in params:
+            return params[name]
+        raise AttributeError(f"the backward context has no attribute {name!r}")
+
+
+class Op:
+    """Base of ops with an array forward and a backward in gpugrad ops; see the module docstring.
+
+    Subclasses define ``forward_cpu`` (and optionally ``forward_gpu``) and ``backward`` as static
+    methods and are called through :meth:`apply`.
+    """
+
+    forward_gpu = None
+    #: CuPy dtypes (``dtype.char``) that ``forward_gpu`` takes; None: every dtype
+    gpu_dtypes: str | None = None
+    #: the forwards return ``(y, residual)``; the backward reads ``ctx.residual``
+    residual = False
+    #: check what the forward and ``backward`` return (types, count, shapes); built-in ops are trusted
+    check_grads = True
+    _node_backward = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for need in ("forward_cpu", "backward"):
+            if not callable(getattr(cls, need, None)):
+                raise TypeError(f"{cls.__name__}: a gg.Op subclass must define the static method {need}")
+        cls._node_backward = staticmethod(_node_backward(cls))
+
+    @classmethod
+    def apply(cls, *inputs, **params) -> Tensor:
+        """Run the forward on the inputs' arrays and record the op for differentiation."""
+        ts = inputs
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                ts = as_inputs(inputs, cls.__name__)
+                break
+        if len(ts) == 1:
+            d = ts[0].data
+            arrays = (d,)
+        elif ts:
+            arrays = [t.data for t in ts]
+            d = arrays[0]
+            for t in ts:
+                if type(t.data) is not type(d):
+                    check_devices(ts[0], t, cls.__name__)
+        else:
+            raise TypeError(f"{cls.__name__}.apply needs at least one input")
+        if type(d) is np.ndarray or cls.forward_gpu is None or not _gpu_ok(cls, d):
+            out = cls.forward_cpu(*arrays, **params) if type(d) is np.ndarray else _generic(cls, arrays, params)
+        else:
+            out = cls.forward_gpu(*arrays, **params)
+        return finish(cls, ts, out, params, cls.__name__)
+
+
+def _generic(cls, arrays, params):
+    """forward_cpu on CuPy arrays (no forward_gpu for them): fine for array-method code."""
+    try:
+        return cls.forward_cpu(*arrays, **params)
+    except TypeError as exc:
+        if cls.forward_gpu is not None or not cls.check_grads:
+            raise
+        raise TypeError(
+            f"{cls.__name__}.forward_cpu failed on CuPy arrays ({exc}); give the op a forward_gpu, or "
+            "write forward_cpu with array methods and gg.backend.get_array_module so it runs on both"
+        ) from exc
+
+
+def _gpu_ok(cls, d) -> bool:
+    dts = cls.gpu_dtypes
+    return USE_KERNELS and backend.is_cupy_array(d) and (dts is None or d.dtype.char in dts)
+
+
+def as_inputs(inputs, name: str) -> tuple:
+    """Every input as a Tensor on one device: numbers and arrays follow the first Tensor."""
+    like = next((x for x in inputs if isinstance(x, Tensor)), None)
+    out = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            if like is not x and type(x.data) is not type(like.data):
+                check_devices(like, x, name)
+        elif x is None or isinstance(x, (str, bytes)) or callable(x):
+            raise TypeError(
+                f"{name}.apply: inputs are tensors, arrays or numbers, got {type(x).__name__}; pass other "
+                "arguments by keyword"
+            )
+        else:
+            x = as_tensor(x, like) if like is not None else as_tensor(x)
+            if like is None:
+                like = x
+        out.append(x)
+    return tuple(out)
+
+
+def finish(cls, ts, out, params, name: str) -> Tensor:
+    """Record the forward's result ``out`` (an array, or ``(array, residual)``) as the op's output."""
+    saved = None
+    if cls.residual:
+        out, saved = out
+    if cls.check_grads:
+        if isinstance(out, np.generic):  # NumPy ufuncs give scalars for 0-d input
+            out = np.asarray(out)
+        elif isinstance(out, Tensor) or not hasattr(out, "dtype"):
+            raise TypeError(f"{name}: the forward must return one array, got {type(out).__name__}")
+    bw = cls._node_backward
+    if params or saved is not None:
+        fn = bw
+
+        def bw(g, o, need):
+            return fn(g, o, need, params, saved)
+
+    return record(out, ts, bw, name)
+
+
+def _node_backward(cls):
+    """The graph's backward for op class ``cls``: build the context, call ``cls.backward``, check."""
+    name = cls.__name__
+    backward = cls.backward
+    check = cls.check_grads
+
+    def node_backward(g, out, need, params=None, saved=None):
+        inputs = out._node.inputs
+        grads = backward(Context(inputs, out, need, params, saved), g)
+        return check_grads(name, grads, inputs) if check else grads
+
+    return node_backward
+
+
+def check_grads(name: str, grads, inputs) -> tuple:
+    """The gradients a user's backward returned, checked: one per input, each None or a Tensor
+    (arrays are wrapped) of the input's shape; a gradient that broadcasts to a larger shape is
+    summed back to the input's (as PyTorch does)."""
+    n = len(inputs)
+    if isinstance(grads, Tensor) or grads is None or not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    if len(grads) != n:
+        raise RuntimeError(
+            f"the backward of {name} returned {len(grads)} gradient(s) for {n} input(s); return one "
+            "gradient (or None) per input"
+        )
+    out = []
+    for i, (g, x) in enumerate(zip(grads, inputs)):
+        if g is not None and isinstance(x, Tensor):
+            if not isinstance(g, Tensor):
+                if not hasattr(g, "shape") and not isinstance(g, (int, float)):
+                    raise TypeError(
+                        f"the backward of {name} returned a {type(g).__name__} as the gradient of input "
+                        f"{i}; return a Tensor or None"
+                    )
+                g = Tensor(g, dtype=x.dtype, device=x.device)
+            if g.shape != x.shape:
+                g = _fit_shape(name, i, g, x)
+        out.append(g)
+    return tuple(out)
+
+
+def _fit_shape(name, i, g, x):
+    from .base import unbroadcast
+
+    try:
+        fits = np.broadcast_shapes(x.shape, g.shape) == g.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise RuntimeError(
+            f"the backward of {name} returned a gradient of shape {g.shape} for input {i} of shape "
+            f"{x.shape}; a gradient has its input's shape"
+        )
+    return unbroadcast(g, x)
