@@ -58,7 +58,20 @@ from .ops import (
     where,
 )
 from .ops.activation_extra import elu, erf, gelu, leaky_relu, silu, softplus, swish
-from .ops.creation import arange, constant, eye, full, linspace, ones, ones_like, tensor, zeros, zeros_like
+from .ops.creation import (
+    arange,
+    asarray,
+    constant,
+    eye,
+    from_numpy,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
 from .ops.op import Op
 from .ops.shape import one_hot, unstack
 from .tape import GradientTape
@@ -84,7 +97,7 @@ def manual_seed(seed: int) -> None:
 
 def from_dlpack(x) -> Tensor:
     """A Tensor sharing memory with a DLPack-capable array (PyTorch, JAX, CuPy, NumPy)."""
-    return Tensor(x)
+    return asarray(x)
 
 
 def reduce_sum(x, axis=None, keepdims=False):

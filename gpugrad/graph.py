@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+from weakref import ref as _weakref
 
 from .tensor import Tensor, Variable
 
@@ -22,12 +23,19 @@ class _State(threading.local):
         self.enabled = True  # False under no_grad / while a backward pass runs without create_graph
         self.recording = EMPTY  # ids of the tapes now recording
         self.autowatch = ()  # the recording tapes that watch trainable Variables when read
+        self.logs = {}  # id of a recording graph -> the list its nodes are appended to
 
 
 STATE = _State()
 
 
 _seq = itertools.count()
+_ids = itertools.count(1)
+
+
+def new_graph_id() -> int:
+    """A fresh id for a graph recorded by a tape (or by :func:`composed_vjp`); never reused."""
+    return next(_ids)
 
 
 class Node:
@@ -37,7 +45,7 @@ class Node:
     says which inputs want one.
     """
 
-    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name", "seq")
+    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name", "seq", "__weakref__")
 
     def __init__(self, inputs, backward, tapes, rg, name):
         self.seq = next(_seq)  # creation order: a node's inputs were all made before it
@@ -53,8 +61,11 @@ class Node:
         return f"<{self.name}Backward>"
 
     def release(self):
+        """Drop what the node keeps for the backward pass (inputs, saved arrays in the closure);
+        the tensor it belongs to keeps its value only."""
         self.inputs = None
         self.backward = None
+        self.versions = None
 
 
 _new = object.__new__
@@ -110,6 +121,11 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     if out_data.dtype.kind not in "fc":
         return out  # integer and bool results are never differentiated
     node = Node(inputs, backward, seen, rg, name)
+    if seen is not None:  # each tape lists its nodes (weakly), to release them when it is released
+        logs = st.logs
+        ref = _weakref(node)
+        for tid in seen:
+            logs[tid].append(ref)
     if has_var:
         node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
     out._node = node
@@ -192,6 +208,74 @@ def _release(node, tape_id) -> None:
         node.tapes = t or None
         if not t and not node.rg:
             node.release()
+
+
+def release_graph(tape_id: int, nodes: list) -> None:
+    """Release the graph of tape ``tape_id`` (weak references to the nodes it recorded): each node
+    leaves it, and a node that no other tape (nor the ``requires_grad`` graph) holds drops its
+    inputs and saved arrays, even while the tensor it produced stays alive."""
+    for ref in nodes:
+        node = ref()
+        if node is not None:
+            _release(node, tape_id)
+    nodes.clear()
+
+
+def start_graph(tape_id: int, nodes: list) -> None:
+    """Record the nodes of graph ``tape_id`` from now on (appended to ``nodes``)."""
+    st = STATE
+    st.logs[tape_id] = nodes
+    st.recording = st.recording | {tape_id}
+
+
+def stop_graph(tape_id: int) -> None:
+    st = STATE
+    st.recording = st.recording - {tape_id}
+    st.logs.pop(tape_id, None)
+
+
+def composed_vjp(fn, inputs, cotangent, need):
+    """Gradients of ``fn(*inputs)`` weighted by ``cotangent``, found by recording ``fn`` again.
+
+    ``need`` says which inputs want a gradient (the others get None). The backward of a fused
+    kernel op (or a custom gradient) uses this for its own backward: the recomputation and its
+    backward are recorded by whatever outer tape or ``create_graph`` asked for a higher order,
+    and the inner graph is released before returning.
+    """
+    tid = new_graph_id()
+    me = frozenset((tid,))
+    st = STATE
+    marked = [x for x, m in zip(inputs, need) if m and isinstance(x, Tensor)]
+    for x in marked:
+        x._tapes = (x._tapes or EMPTY) | me
+    nodes: list = []
+    enabled = st.enabled
+    st.enabled = True
+    start_graph(tid, nodes)
+    try:
+        out = fn(*inputs)
+    finally:
+        stop_graph(tid)
+        st.enabled = enabled
+        for x in marked:
+            x._tapes = (x._tapes or EMPTY) - me or None
+    try:
+        if not isinstance(out, Tensor):
+            raise TypeError(f"composed_vjp: the function returned {type(out).__name__}, not a Tensor")
+        seed = cotangent if isinstance(cotangent, Tensor) else Tensor(cotangent, dtype=out.dtype, device=out.device)
+        if seed.shape != out.shape:
+            raise ValueError(f"composed_vjp: cotangent of shape {seed.shape} for an output of shape {out.shape}")
+        if st.recording or not st.enabled:
+            got = walk([out], [seed], marked, tid, False)
+        else:  # nothing records the backward pass: build no graph while it runs
+            st.enabled = False
+            try:
+                got = walk([out], [seed], marked, tid, False)
+            finally:
+                st.enabled = True
+    finally:
+        release_graph(tid, nodes)
+    return tuple(got.get(id(x)) if m and isinstance(x, Tensor) else None for x, m in zip(inputs, need))
 
 
 def _seq_of(t):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
+
+import numpy as np
 
 from . import backend, graph
-from .graph import EMPTY, STATE
+from .graph import EMPTY, STATE, composed_vjp  # noqa: F401  (composed_vjp: re-exported)
 from .tensor import Tensor, Variable, is_float
-
-_ids = itertools.count(1)
 
 
 def flatten(struct):
@@ -54,12 +53,23 @@ class GradientTape:
     """
 
     def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True):
-        self._id = next(_ids)
+        self._id = graph.new_graph_id()
         self._persistent = persistent
         self._autowatch = watch_accessed_variables
         self._watched: dict[int, Tensor] = {}
+        self._nodes: list = []  # every node recorded on this tape, released with the tape
         self._recording = False
         self._used = False
+
+    def __del__(self):
+        # A dropped tape frees its graph and saved arrays, even where results computed under it
+        # live on (as TensorFlow frees the graph with the tape); those keep their values.
+        try:
+            self._pop()
+            self._unmark()
+            graph.release_graph(self._id, self._nodes)
+        except Exception:  # interpreter shutdown: nothing left to free
+            pass
 
     # -- recording --------------------------------------------------------------------------------
     def __enter__(self):
@@ -74,7 +84,7 @@ class GradientTape:
     def _push(self):
         if self._recording:
             raise RuntimeError("this GradientTape is already recording")
-        STATE.recording = STATE.recording | {self._id}
+        graph.start_graph(self._id, self._nodes)
         if self._autowatch:
             STATE.autowatch = STATE.autowatch + (self,)
         self._recording = True
@@ -82,7 +92,7 @@ class GradientTape:
     def _pop(self):
         if not self._recording:
             return
-        STATE.recording = STATE.recording - {self._id}
+        graph.stop_graph(self._id)
         if self._autowatch:
             STATE.autowatch = tuple(t for t in STATE.autowatch if t is not self)
         self._recording = False
@@ -130,18 +140,22 @@ class GradientTape:
         was = self._recording
         self._pop()
         self._unmark()
+        graph.release_graph(self._id, self._nodes)
         self._watched = {}
-        self._id = next(_ids)
+        self._id = graph.new_graph_id()
         self._used = False
         if was:
             self._push()
 
     # -- gradients ----------------------------------------------------------------------------------
-    def _source_ok(self, s) -> bool:
+    def _source_ok(self, s, targets=()) -> bool:
         if id(s) in self._watched:
             return True
         n = s._node
-        return n is not None and graph.keeps(n, self._id)
+        if n is not None and graph.keeps(n, self._id):
+            return True
+        # a trainable Variable asked for as its own target: d v / d v = 1, as TensorFlow
+        return s._is_var and s.trainable and self._autowatch and any(s is t for t in targets)
 
     def _check_usable(self):
         if self._used and not self._persistent:
@@ -151,7 +165,7 @@ class GradientTape:
             )
 
     def _run(self, targets, seeds, sources, retain):
-        srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s)]
+        srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s, targets)]
         st = STATE
         if st.recording or not st.enabled:
             got = graph.walk(targets, seeds, srcs, self._id, retain)
@@ -176,6 +190,12 @@ class GradientTape:
                 f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
             )
         targets, _ = flatten(target)
+        for t in targets:
+            if not isinstance(t, (Tensor, int, float, np.ndarray, np.generic)) or isinstance(t, complex):
+                raise TypeError(
+                    f"GradientTape.gradient: the target is {'None' if t is None else type(t).__name__}, "
+                    "not a Tensor" + (" (does the loss function return its value?)" if t is None else "")
+                )
         src_leaves, rebuild = flatten(sources)
         seeds = _seeds(targets, output_gradients)
         pairs = [(t, s) for t, s in zip(targets, seeds) if isinstance(t, Tensor)]
@@ -191,6 +211,7 @@ class GradientTape:
         if not self._persistent:
             self._used = True
             self._unmark()
+            graph.release_graph(self._id, self._nodes)  # results keep their values only
             self._watched = {k: v for k, v in self._watched.items() if v._is_var}  # still listed, as TF
 
     def jacobian(self, target, sources, unconnected_gradients="none"):
@@ -281,19 +302,3 @@ def _stack_rows(rows, tshape, source, unconnected):
     if not rows:
         return zeros(tuple(tshape) + tuple(source.shape), dtype=source.dtype, device=source.device)
     return reshape(stack(rows, axis=0), tuple(tshape) + tuple(source.shape))
-
-
-def composed_vjp(fn, inputs, cotangent, need):
-    """Gradients of ``fn(*inputs)`` weighted by ``cotangent``, found by recording ``fn`` again.
-
-    The backward of a fused kernel op uses this for its own backward: the recomputation and its
-    backward are recorded by whatever outer tape or ``create_graph`` asked for a higher order.
-    """
-    tape = GradientTape(watch_accessed_variables=False)
-    with graph.enable_grad(), tape:
-        for x, m in zip(inputs, need):
-            if m:
-                tape._watch_one(x)
-        out = fn(*inputs)
-    got = tape.gradient(out, list(inputs), output_gradients=cotangent)
-    return tuple(g if m else None for g, m in zip(got, need))

@@ -32,7 +32,7 @@ class Tensor:
     _version = 0
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
-        arr = _to_array(data, dtype, device)
+        arr = _to_array(data, dtype, device, what=type(self).__name__)
         self.data = arr
         self._node = None
         self._rg = False
@@ -83,11 +83,12 @@ class Tensor:
         return backend.is_cupy_array(self.data)
 
     def numpy(self) -> np.ndarray:
-        """The value as a host NumPy array (a copy for GPU tensors and Variables)."""
+        """The value as a host NumPy array: a read-only view of a CPU tensor's array (a Tensor
+        never changes), a copy for GPU tensors and Variables."""
         d = self.data
         if backend.is_cupy_array(d):
             return d.get()
-        return np.array(d) if self._is_var else np.asarray(d)
+        return np.array(d) if self._is_var else _readonly(d)
 
     def item(self):
         return self.numpy().item()
@@ -101,8 +102,10 @@ class Tensor:
                 f"implicit conversion of a {self.device} tensor to a NumPy array is not allowed; "
                 "call .numpy() or .cpu() first"
             )
+        if copy or self._is_var:
+            return np.array(self.data, dtype=dtype, copy=True)
         a = np.asarray(self.data, dtype=dtype)
-        return np.array(a, copy=True) if copy else a
+        return _readonly(a) if a is self.data or a.base is self.data else a
 
     def __dlpack__(self, *args, **kwargs):
         d = self.data
@@ -174,7 +177,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not is_float(self.dtype):
-            raise TypeError(
+            raise RuntimeError(
                 f"only tensors of floating point dtype can require gradients, got {self.dtype}"
             )
         if not requires_grad and self._node is not None and self._rg:
@@ -222,10 +225,10 @@ class Variable(Tensor):
     def __init__(self, value, trainable: bool = True, name: str | None = None, dtype=None, device=None):
         if isinstance(value, Tensor):
             value = value.data
-        arr = _to_array(value, dtype, device)
+        arr = _to_array(value, dtype, device, what="Variable")  # always its own copy
         if trainable and not is_float(arr.dtype):
             raise TypeError(f"a trainable Variable must have a floating dtype, got {arr.dtype}")
-        self.data = arr.copy() if hasattr(arr, "copy") else arr
+        self.data = arr
         self._node = None
         self._rg = False
         self._tapes = None
@@ -279,12 +282,47 @@ class Variable(Tensor):
         return super().__repr__().replace("Variable(", f"Variable(name={self.name!r}, ", 1)
 
 
-def _to_array(data, dtype=None, device=None):
-    """Turn a number, list, NumPy/CuPy array or Tensor into an array on ``device``."""
+# Kinds a Tensor may hold: bool, signed and unsigned integers, floats. None, strings, objects and
+# complex numbers are refused at the door, so no op ever guesses what they mean.
+_KINDS = "biuf"
+
+
+def _refuse(what: str, data, dtype=None) -> TypeError:
+    kind = np.dtype(dtype).kind if dtype is not None else None
+    if kind == "c" or isinstance(data, complex):
+        why = (f"complex values ({dtype if dtype is not None else 'a Python complex'}) are not "
+               "supported; gpugrad differentiates real tensors only")
+    elif data is None:
+        why = "got None where a tensor, an array or a number was expected"
+    elif isinstance(data, (str, bytes)):
+        why = f"got a {type(data).__name__} ({data[:20]!r}), not a number"
+    else:
+        why = f"got a {type(data).__name__} of dtype {dtype}, not numbers"
+    return TypeError(f"{what}: {why}")
+
+
+def check_kind(arr, what: str, data=None):
+    """``arr`` if its dtype is bool, integer or float; a TypeError naming ``what`` otherwise."""
+    if arr.dtype.kind not in _KINDS:
+        raise _refuse(what, arr if data is None else data, arr.dtype)
+    return arr
+
+
+def _to_array(data, dtype=None, device=None, copy: bool = True, what: str = "Tensor"):
+    """Turn a number, list, NumPy/CuPy array or Tensor into an array on ``device``.
+
+    A NumPy or CuPy array (or a foreign DLPack array) is copied unless ``copy=False``, so a later
+    write to it never reaches the Tensor. A Tensor's own array is shared: it never changes.
+    """
     if isinstance(data, Tensor):
+        copy = data._is_var  # a Variable's array may be updated in place; a Tensor's never changes
         data = data.data
+    if data is None or isinstance(data, (str, bytes, complex)):
+        raise _refuse(what, data)
     if dtype is not None:
         dtype = np.dtype(dtype)
+        if dtype.kind not in _KINDS:
+            raise _refuse(what, data, dtype)
     dev = backend.normalize_device(device) if device is not None else None
     if dev is None:
         if backend.is_cupy_array(data):
@@ -292,15 +330,30 @@ def _to_array(data, dtype=None, device=None):
         elif isinstance(data, (np.ndarray, np.generic)):
             dev = "cpu"
         elif hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
-            return _from_foreign(data, dtype)
+            arr = check_kind(_from_foreign(data, dtype), what, data)
+            return arr.copy() if copy else arr
         else:
             dev = backend.default_device()
-    if dtype is None and not hasattr(data, "dtype"):
+    if not hasattr(data, "dtype"):  # a number or a (nested) list: look at what NumPy makes of it
         probe = np.asarray(data)
-        dtype = DEFAULT_FLOAT if probe.dtype.kind == "f" else probe.dtype
+        check_kind(probe, what, data)
+        if dtype is None:
+            dtype = DEFAULT_FLOAT if probe.dtype.kind == "f" else probe.dtype
         if dev == "cpu":
             return np.asarray(probe, dtype=dtype)
-    return backend.array_on(data, dev, dtype)
+        return backend.array_on(probe, dev, dtype)
+    check_kind(data, what, data)
+    arr = backend.array_on(data, dev, dtype)
+    if copy and arr is data:  # no cast or move made a new array
+        arr = arr.copy()
+    return arr
+
+
+def _readonly(d) -> np.ndarray:
+    """A read-only NumPy view of ``d`` (the caller cannot write through it into a Tensor)."""
+    v = np.asarray(d).view()
+    v.flags.writeable = False
+    return v
 
 
 def _from_foreign(obj, dtype):
@@ -330,3 +383,8 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if like is not None and not hasattr(x, "shape"):
         return Tensor(x, device=like.device)
     return Tensor(x)
+
+
+def shared(a, dtype=None, device=None, what: str = "asarray") -> Tensor:
+    """A Tensor over ``a``'s memory where no cast or move is needed (``gg.asarray``)."""
+    return Tensor._make(_to_array(a, dtype, device, copy=False, what=what))

@@ -275,3 +275,14 @@ def test_cuda_collectives_and_optimizer_world_of_one():
     v = gg.Variable(gg.constant([1.0, 2.0], device="cuda"))
     dist.DistributedOptimizer(gg.optimizers.SGD(0.5)).minimize(lambda: gg.sum(gg.square(v)), [v])
     np.testing.assert_allclose(v.numpy(), [0.0, 0.0])
+
+
+@needs_mpiexec
+def test_bench_ranks_smoke(tmp_path):
+    cmd = [sys.executable, "-m", "bench", "--workloads", "w2", "--ranks", "2", "--sizes", "W2=64",
+           "--steps", "W2=5", "--out", str(tmp_path), "--tag", "smoke", "--timeout", str(TIMEOUT)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=2 * TIMEOUT + 30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [ln.split() for ln in done.stdout.splitlines() if ln.strip().startswith("64 ")]
+    assert [(r[1], r[-1]) for r in rows] == [("1", "ok"), ("2", "ok")]
+    assert (tmp_path / "smoke.json").exists()

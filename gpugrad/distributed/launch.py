@@ -62,7 +62,6 @@ def environment(base: dict | None = None) -> dict:
     """An environment for a single-machine job: Open MPI and MPICH's launchers stay on loopback."""
     env = dict(os.environ if base is None else base)
     env.setdefault("OMPI_MCA_oob_tcp_if_include", "lo")
-    env.setdefault("PRTE_MCA_oob_tcp_if_include", "lo")
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
     env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     env.setdefault("HYDRA_LAUNCHER", "fork")  # MPICH: start local processes directly, no ssh

@@ -523,7 +523,8 @@ class Sequential:
         return shapes
 
     def save_weights(self, filepath) -> None:
-        """Write every weight as a host array to a ``.npz`` file (the suffix is added if missing).
+        """Write every weight as a host array to exactly ``filepath`` (NumPy's ``.npz`` format,
+        whatever the suffix), replacing any file there only once the whole file is written.
         Loading works on any device, and into a fresh model of the same architecture."""
         if not self.built:
             raise ValueError(
@@ -536,33 +537,61 @@ class Sequential:
             shape, dtype, _ = self._input_spec
             arrays["__input_shape__"] = np.array(shape, dtype=np.int64)
             arrays["__input_dtype__"] = np.array(str(np.dtype(dtype)))
-        np.savez(_npz_path(filepath), **arrays)
+        path = os.fspath(filepath)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def load_weights(self, filepath) -> None:
         """Read weights written by :meth:`save_weights` onto each weight's device (an unbuilt
-        model is first built, on the default device, from the input shape stored in the file)."""
-        path = _npz_path(filepath)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"load_weights: no such file {path!r}")
-        with np.load(path, allow_pickle=False) as f:
-            keys = sorted(k for k in f.files if k.startswith("weight_"))
-            if not self.built:
-                if "__input_shape__" not in f.files:
-                    raise ValueError(
-                        f"load_weights: {path!r} does not record the input shape, so this unbuilt model "
-                        "cannot be built from it; call model.build(input_shape) first"
-                    )
-                dt = np.dtype(str(f["__input_dtype__"])) if "__input_dtype__" in f.files else DEFAULT_FLOAT
-                shape = (None, *(int(d) for d in f["__input_shape__"]))
+        model is first built, on the default device, from the input shape stored in the file).
+
+        All or nothing: every array is read and checked (count, shapes, a readable file with
+        intact members) before any weight changes; on an error the model is left as it was and
+        the message names the file, the weight and both shapes."""
+        path = _weights_path(filepath)
+        arrays, meta = _read_weights(path)
+        saved = None
+        if not self.built:
+            if "__input_shape__" not in meta:
+                raise ValueError(
+                    f"load_weights: {path!r} does not record the input shape, so this unbuilt model "
+                    "cannot be built from it; call model.build(input_shape) first"
+                )
+            saved = (self._input_spec, [(layer, _layer_state(layer)) for layer in self._layers])
+            dt = np.dtype(str(meta["__input_dtype__"])) if "__input_dtype__" in meta else DEFAULT_FLOAT
+            shape = (None, *(int(d) for d in meta["__input_shape__"]))
+        try:
+            if saved is not None:
                 self.build(shape, dtype=dt if is_float(dt) else None)
             ws = self.weights
-            if len(keys) != len(ws):
+            if len(arrays) != len(ws):
                 raise ValueError(
-                    f"load_weights: {path!r} holds {len(keys)} weight array(s) but model {self.name!r} "
+                    f"load_weights: {path!r} holds {len(arrays)} weight array(s) but model {self.name!r} "
                     f"has {len(ws)}; the architectures differ"
                 )
-            for v, k in zip(ws, keys, strict=True):
-                _assign_host(v, f[k])
+            names = meta.get("__names__")
+            for i, (v, a) in enumerate(zip(ws, arrays, strict=True)):
+                if tuple(a.shape) != tuple(v.shape):
+                    stored = f" (saved as {str(names[i])!r})" if names is not None and i < len(names) else ""
+                    raise ValueError(
+                        f"load_weights: {path!r}: weight {i} {v.name!r}{stored} has shape {tuple(a.shape)} "
+                        f"in the file but {tuple(v.shape)} in model {self.name!r}; the architectures differ"
+                    )
+        except BaseException:
+            if saved is not None:  # a model built for this file goes back to unbuilt
+                self._input_spec = saved[0]
+                for layer, state in saved[1]:
+                    layer.__dict__.clear()
+                    layer.__dict__.update(state)
+            raise
+        for v, a in zip(ws, arrays, strict=True):
+            _assign_host(v, a)
 
 
 # -- helpers -----------------------------------------------------------------------------------------
@@ -573,9 +602,45 @@ def _host(a) -> np.ndarray:
     return np.array(backend.to_device(a, "cpu"))
 
 
-def _npz_path(filepath) -> str:
+def _weights_path(filepath) -> str:
+    """The path given; for a missing one, the same with ``.npz`` added (files that older versions
+    of ``save_weights`` wrote with the suffix appended)."""
     p = os.fspath(filepath)
-    return p if p.endswith(".npz") else p + ".npz"
+    if not os.path.exists(p) and os.path.exists(p + ".npz"):
+        return p + ".npz"
+    if not os.path.exists(p):
+        raise FileNotFoundError(f"load_weights: no such file {p!r}")
+    return p
+
+
+def _layer_state(layer) -> dict:
+    """A layer's attributes, its lists and dicts copied (building appends to them), to restore."""
+    return {k: copy.copy(v) if isinstance(v, (list, dict)) else v for k, v in vars(layer).items()}
+
+
+def _read_weights(path: str):
+    """Every weight array of a weights file (in order) and its metadata, each member read in full
+    (so a bad CRC or a truncated member is found here), or a ValueError naming the file and member."""
+    member = None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            files = list(f.files)
+            keys = sorted(k for k in files if k.startswith("weight_"))
+            arrays = []
+            for member in keys:
+                arrays.append(np.asarray(f[member]))
+            meta = {}
+            for member in ("__names__", "__input_shape__", "__input_dtype__"):
+                if member in files:
+                    meta[member] = f[member]
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, a bad CRC, a truncated or pickled member...
+        where = f" (member {member!r})" if member is not None else ""
+        raise ValueError(f"load_weights: cannot read {path!r}{where}: {type(e).__name__}: {e}") from e
+    if keys != [f"weight_{i:04d}" for i in range(len(keys))]:
+        raise ValueError(f"load_weights: {path!r} is not a weights file written by save_weights (members {keys})")
+    return arrays, meta
 
 
 def _count(layer) -> int:

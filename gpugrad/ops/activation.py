@@ -1,7 +1,8 @@
 """Sigmoid, tanh and relu, each with a backward that is an op of its own.
 
-Every op has a generic array forward (``forward_cpu``: NumPy, and CuPy when kernels are off) and
-a raw-kernel forward for CuPy arrays (``forward_gpu``). The backward of ``sigmoid`` is the op
+Every op is a :class:`~gpugrad.ops.op.Op` (the public ``gg.Op``) with a generic array forward
+(``forward_cpu``: NumPy, and CuPy when kernels are off) and a raw-kernel forward for CuPy arrays
+(``forward_gpu``). The backward of ``sigmoid`` is the op
 ``sigmoid_grad(y, gy)``, whose own backward is written in gpugrad ops, so every order of
 derivative keeps working through the kernels.
 
@@ -14,14 +15,18 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .base import check_devices, kernels_for, record, unary
+from .base import kernel_module as _K
+from .base import to_float, unary
+from .op import KernelOp
 
 
 def _xp(d):
     return backend.get_array_module(d)
 
 
-class Sigmoid:
+
+
+class Sigmoid(KernelOp):
     @staticmethod
     def forward_cpu(x):
         # σ(x) = 1/(1 + e^{−x}): accurate to a few ulp everywhere; e^{−x} overflows to inf only
@@ -39,15 +44,15 @@ class Sigmoid:
         return e
 
     @staticmethod
-    def forward_gpu(k, x):
-        return k.sigmoid_fwd(x)
+    def forward_gpu(x):
+        return _K().sigmoid_fwd(x)
 
     @staticmethod
-    def backward(g, out, need):
-        return (sigmoid_grad(out, g),)
+    def backward(ctx, g):
+        return (SigmoidGrad.apply(ctx.output, g),)
 
 
-class SigmoidGrad:
+class SigmoidGrad(KernelOp):
     """gx = gy · y · (1 − y)."""
 
     @staticmethod
@@ -58,30 +63,31 @@ class SigmoidGrad:
         return out
 
     @staticmethod
-    def forward_gpu(k, y, gy):
-        return k.sigmoid_bwd(y, gy)
+    def forward_gpu(y, gy):
+        return _K().sigmoid_bwd(y, gy)
 
     @staticmethod
-    def backward(g, out, need):
-        y, gy = out._node.inputs
-        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, sigmoid_grad(y, g) if need[1] else None)
+    def backward(ctx, g):
+        y, gy = ctx.inputs
+        need = ctx.needs_input_grad
+        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad.apply(y, g) if need[1] else None)
 
 
-class Tanh:
+class Tanh(KernelOp):
     @staticmethod
     def forward_cpu(x):
         return _xp(x).tanh(x)
 
     @staticmethod
-    def forward_gpu(k, x):
-        return k.tanh_fwd(x)
+    def forward_gpu(x):
+        return _K().tanh_fwd(x)
 
     @staticmethod
-    def backward(g, out, need):
-        return (tanh_grad(out, g),)
+    def backward(ctx, g):
+        return (TanhGrad.apply(ctx.output, g),)
 
 
-class TanhGrad:
+class TanhGrad(KernelOp):
     """gx = gy · (1 − y²)."""
 
     @staticmethod
@@ -91,30 +97,31 @@ class TanhGrad:
         return out
 
     @staticmethod
-    def forward_gpu(k, y, gy):
-        return k.tanh_bwd(y, gy)
+    def forward_gpu(y, gy):
+        return _K().tanh_bwd(y, gy)
 
     @staticmethod
-    def backward(g, out, need):
-        y, gy = out._node.inputs
-        return (-2.0 * g * gy * y if need[0] else None, tanh_grad(y, g) if need[1] else None)
+    def backward(ctx, g):
+        y, gy = ctx.inputs
+        need = ctx.needs_input_grad
+        return (-2.0 * g * gy * y if need[0] else None, TanhGrad.apply(y, g) if need[1] else None)
 
 
-class ReLU:
+class ReLU(KernelOp):
     @staticmethod
     def forward_cpu(x):
         return _xp(x).maximum(x, 0).astype(x.dtype, copy=False)
 
     @staticmethod
-    def forward_gpu(k, x):
-        return k.relu_fwd(x)
+    def forward_gpu(x):
+        return _K().relu_fwd(x)
 
     @staticmethod
-    def backward(g, out, need):
-        return (relu_grad(out._node.inputs[0], g),)
+    def backward(ctx, g):
+        return (ReLUGrad.apply(ctx.inputs[0], g),)
 
 
-class ReLUGrad:
+class ReLUGrad(KernelOp):
     """gx = gy where x > 0, else 0. Linear in gy; the step has derivative 0 in x."""
 
     @staticmethod
@@ -122,56 +129,37 @@ class ReLUGrad:
         return gy * (x > 0)  # a bool mask multiply: 3x faster than where() on NumPy
 
     @staticmethod
-    def forward_gpu(k, x, gy):
-        return k.relu_bwd(x, gy)
+    def forward_gpu(x, gy):
+        return _K().relu_bwd(x, gy)
 
     @staticmethod
-    def backward(g, out, need):
-        x, _ = out._node.inputs
-        return (None, relu_grad(x, g) if need[1] else None)
-
-
-def apply(op, x) -> Tensor:
-    """Run ``op``'s kernel forward on CuPy arrays (the generic forward otherwise) and record it."""
-    if not isinstance(x, Tensor):
-        x = unary(x)
-    d = x.data
-    k = None if type(d) is np.ndarray else kernels_for(d)
-    out = op.forward_gpu(k, d) if k is not None else op.forward_cpu(d)
-    return record(out, (x,), op.backward, op.__name__)
-
-
-def apply2(op, a, b) -> Tensor:
-    """``apply`` for a backward op of two inputs (the forward output and the upstream gradient)."""
-    a, b = unary(a), unary(b)
-    if type(a.data) is not type(b.data):
-        check_devices(a, b, op.__name__)
-    k = None if type(a.data) is np.ndarray else kernels_for(a.data)
-    out = op.forward_gpu(k, a.data, b.data) if k is not None else op.forward_cpu(a.data, b.data)
-    return record(out, (a, b), op.backward, op.__name__)
+    def backward(ctx, g):
+        x = ctx.inputs[0]
+        return (None, ReLUGrad.apply(x, g) if ctx.needs_input_grad[1] else None)
 
 
 def sigmoid(x) -> Tensor:
-    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input."""
-    return apply(Sigmoid, x)
+    """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
+    taken as float32)."""
+    return Sigmoid.apply(to_float(unary(x, "sigmoid")))
 
 
 def sigmoid_grad(y, gy) -> Tensor:
-    return apply2(SigmoidGrad, y, gy)
+    return SigmoidGrad.apply(y, gy)
 
 
 def tanh(x) -> Tensor:
-    return apply(Tanh, x)
+    return Tanh.apply(to_float(unary(x, "tanh")))
 
 
 def tanh_grad(y, gy) -> Tensor:
-    return apply2(TanhGrad, y, gy)
+    return TanhGrad.apply(y, gy)
 
 
 def relu(x) -> Tensor:
     """max(x, 0), with relu'(0) = 0."""
-    return apply(ReLU, x)
+    return ReLU.apply(x)
 
 
 def relu_grad(x, gy) -> Tensor:
-    return apply2(ReLUGrad, x, gy)
+    return ReLUGrad.apply(x, gy)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend
 from ..graph import record  # noqa: F401  (re-exported for the op modules)
-from ..tensor import Tensor, as_tensor
+from ..tensor import DEFAULT_FLOAT, Tensor, _to_array, as_tensor, check_kind
 
 SCALARS = (int, float)
 USE_KERNELS = os.environ.get("GPUGRAD_KERNELS", "1") != "0"
@@ -27,6 +27,13 @@ def kernels_for(d):
     """
     if type(d) is np.ndarray or not USE_KERNELS or not on_gpu(d) or d.dtype.char not in "fd":
         return None
+    from .. import kernels
+
+    return kernels
+
+
+def kernel_module():
+    """:mod:`gpugrad.kernels` (imported on first use: the ops reach it only with CuPy arrays)."""
     from .. import kernels
 
     return kernels
@@ -63,9 +70,11 @@ def pair(a, b, op: str):
             a = _coerce(a, b, op)
             ad = a.data
     else:
-        a = as_tensor(a)
+        a = unary(a, op)
         b = _coerce(b, a, op)
         ad, bd = a.data, b.data
+    if needs_promotion(ad, bd):
+        ad, bd = promote(ad, bd)
     return a, b, ad, bd
 
 
@@ -74,14 +83,60 @@ def _coerce(x, like: Tensor, op: str) -> Tensor:
         t = Tensor._make(x)
         if type(x) is not type(like.data):
             check_devices(t, like, op)
-        return t
-    if isinstance(x, (bool, np.generic)):
-        return as_tensor(float(x) if isinstance(x, np.floating) else x, like)
-    return Tensor(x, device=like.device, dtype=like.dtype if not hasattr(x, "dtype") else None)
+        # a copy: the graph may keep it, and a later write to the caller's array must not change it
+        return Tensor._make(check_kind(x, op).copy())
+    if isinstance(x, np.floating):
+        return as_tensor(float(x), like)
+    if isinstance(x, bool):
+        return as_tensor(x, like)
+    # a NumPy scalar or a list: its values decide its dtype, then the op promotes
+    return Tensor._make(_to_array(x, None, like.device, what=op))
 
 
-def unary(x) -> Tensor:
-    return x if isinstance(x, Tensor) else as_tensor(x)
+# -- dtype promotion -----------------------------------------------------------------------------
+#
+# PyTorch and JAX, not raw NumPy: a float array combined with an integer or bool array, or with a
+# Python number, keeps the float array's dtype (float32 x int64 -> float32, where NumPy says
+# float64); two floats give the wider; integers and bools among themselves follow NumPy. An
+# integer or bool array with a Python float becomes the default float (float32).
+
+
+def promote(ad, bd):
+    """The operands of a binary op cast to their common dtype under the table above."""
+    if hasattr(ad, "dtype"):
+        if hasattr(bd, "dtype"):
+            fa, fb = ad.dtype.kind == "f", bd.dtype.kind == "f"
+            if fa and not fb:
+                bd = bd.astype(ad.dtype)
+            elif fb and not fa:
+                ad = ad.astype(bd.dtype)
+        elif bd.__class__ is float and ad.dtype.kind != "f":
+            ad = ad.astype(DEFAULT_FLOAT)
+    elif ad.__class__ is float and bd.dtype.kind != "f":
+        bd = bd.astype(DEFAULT_FLOAT)
+    return ad, bd
+
+
+def needs_promotion(ad, bd) -> bool:
+    """Whether :func:`promote` would change anything (cheap: the common case is a quick no)."""
+    if hasattr(bd, "dtype"):
+        if hasattr(ad, "dtype"):
+            return ad.dtype is not bd.dtype and (ad.dtype.kind == "f") != (bd.dtype.kind == "f")
+        return ad.__class__ is float and bd.dtype.kind != "f"
+    return bd.__class__ is float and ad.dtype.kind != "f"
+
+
+def to_float(x: Tensor) -> Tensor:
+    """``x`` itself if it is a float tensor, else its value as the default float (float32), as
+    PyTorch and JAX do for ``exp``, ``sigmoid``, ``mean``... of integers."""
+    d = x.data
+    if d.dtype.kind == "f":
+        return x
+    return Tensor._make(d.astype(DEFAULT_FLOAT))
+
+
+def unary(x, op: str = "op") -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor._make(_to_array(x, what=op))
 
 
 def broadcast_error(op: str, a, b) -> ValueError:
@@ -130,19 +185,28 @@ _ALL_AXES = [tuple(range(n)) for n in range(33)]
 
 
 def normalize_axis(axis, ndim: int):
-    """None, an int or a tuple -> a sorted tuple of non-negative axes (None means all)."""
+    """None, an int or a tuple -> a sorted tuple of non-negative axes (None means all).
+
+    An axis out of range, a repeated axis (``(0, 0)``, or ``(1, -1)`` of a 2-d tensor) or a
+    non-integer raises a ValueError naming what was given."""
     if axis is None:
         return _ALL_AXES[ndim]
     if axis.__class__ is int and 0 <= axis < ndim:
         return (axis,)
+    given = axis
     if isinstance(axis, Tensor):
         axis = axis.tolist()
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {given!r}")
         a = int(a)
         if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s)")
-        if ndim:  # axis 0 of a 0-d tensor is the tensor itself: nothing to reduce
-            out.append(a % ndim)
-    return tuple(sorted(set(out)))
+            raise ValueError(f"axis {a} is out of range for a tensor of {ndim} dimension(s) (axis={given!r})")
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis {given!r} repeats an axis of a tensor of {ndim} dimension(s)")
+    if not ndim:  # axis 0 of a 0-d tensor is the tensor itself: nothing to reduce
+        return ()
+    return tuple(sorted(out))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import DEFAULT_FLOAT, Tensor
+from ..tensor import DEFAULT_FLOAT, Tensor, shared
 
 
 def _dev(device):
@@ -31,15 +31,33 @@ def _grad(t: Tensor, requires_grad: bool) -> Tensor:
 
 
 def constant(value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A Tensor from a number, list, NumPy/CuPy array or Tensor (floats default to float32)."""
-    if isinstance(value, Tensor) and dtype is None and device is None:
+    """A Tensor from a number, list, NumPy/CuPy array or Tensor (floats default to float32).
+
+    An array is copied (a later write to it never changes the Tensor); see :func:`asarray`."""
+    if isinstance(value, Tensor) and dtype is None and device is None and not value._is_var:
         return _grad(Tensor._make(value.data), requires_grad)
     return Tensor(value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """PyTorch's spelling of :func:`constant`, with ``requires_grad``."""
+    """PyTorch's spelling of :func:`constant` (a copy of an array), with ``requires_grad``."""
     return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def from_numpy(array) -> Tensor:
+    """A CPU Tensor sharing memory with a NumPy array, as ``torch.from_numpy``: writing to the
+    array afterwards changes the Tensor (and anything computed from it later)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return shared(array, what="from_numpy")
+
+
+def asarray(data, dtype=None, device=None) -> Tensor:
+    """A Tensor sharing memory with ``data`` where no cast or move is needed (``torch.as_tensor``);
+    a copy otherwise."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return shared(data, dtype=dtype, device=device)
 
 
 def zeros(shape, dtype=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from .base import pair, record, unbroadcast
+from .base import needs_promotion, pair, promote, record, unbroadcast
 from .shape import expand_dims, matrix_transpose, reshape
 
 
 def matmul(a, b) -> Tensor:
     if isinstance(a, Tensor) and isinstance(b, Tensor) and type(a.data) is type(b.data):
         ad, bd = a.data, b.data
+        if needs_promotion(ad, bd):
+            ad, bd = promote(ad, bd)
     else:
         a, b, ad, bd = pair(a, b, "matmul")
     if not isinstance(a, Tensor) or not isinstance(b, Tensor) or ad.ndim == 0 or bd.ndim == 0:

@@ -1,8 +1,10 @@
 """Per-row losses with fused CUDA kernels, and their backward ops.
 
-Each loss reduces the last axis to one value per row: ``rows = loss(target, pred)``. The forward
-and the first backward are one fused pass each: a CUDA kernel launch on CuPy float arrays
-(:mod:`gpugrad.kernels`), a few array calls elsewhere (:mod:`.array_kernels`). The backward op's
+Each loss reduces the last axis to one value per row: ``rows = loss(target, pred)``. Each is a
+pair of :class:`~gpugrad.ops.op.Op` (the public ``gg.Op``): the loss over ``(pred, target)`` and
+its backward op. The forward and the first backward are one fused pass each: a CUDA kernel
+launch on CuPy float arrays (:mod:`gpugrad.kernels`), a few array calls elsewhere
+(:mod:`.array_kernels`). The backward op's
 own backward (second order) differentiates the composed gpugrad expressions below again
 (``composed_vjp``): exact, and only paid for when a higher order is asked for.
 
@@ -12,9 +14,11 @@ log of the sum and Σt), which writes ``(softmax(z)·Σt − t)·g`` straight fr
 
 from __future__ import annotations
 
+from ..graph import composed_vjp
 from ..tensor import Tensor
 from . import array_kernels
-from .base import kernels_for, record
+from .base import kernel_module as _K
+from .op import KernelOp
 
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped into [eps, 1 - eps]
 
@@ -100,83 +104,84 @@ def _sparse_ce_grad(labels, z, g):
     return _col(g) * (softmax(z, -1) - _onehot_like(labels, z))
 
 
-class RowLoss:
-    """One fused loss: the composed forward and gradient, and the kernel entry points."""
-
-    def __init__(self, name, forward, grad, kfwd, kbwd):
-        self.name = name
-        self.forward = forward  # (target, pred) -> rows
-        self.grad = grad  # (target, pred, g_rows) -> d rows / d pred, weighted by g
-        self.kfwd = kfwd  # (kernels, target, pred) -> (rows, saved)
-        self.kbwd = kbwd  # (kernels, target, pred, g_rows, saved) -> d pred
+def _like(t, p):
+    """The target array in the prediction's float dtype (labels and other integer targets stay)."""
+    return t.astype(p.dtype) if t.dtype.kind == "f" and t.dtype != p.dtype else t
 
 
-MSE = RowLoss(
+def _fused_loss(name, forward, grad, kfwd, kbwd):
+    """Two ops for one fused per-row loss: ``name`` over (pred, target) and its backward op.
+
+    ``forward(t, p)`` and ``grad(t, p, g)`` are the composed forms in gpugrad ops;
+    ``kfwd(k, t, p) -> (rows, saved)`` and ``kbwd(k, t, p, g, saved)`` the fused passes, run with
+    ``k`` = the CUDA kernels (float CuPy arrays) or :mod:`.array_kernels` (everything else).
+    """
+
+    def loss_backward(ctx, g):
+        p, t = ctx.inputs
+        need = ctx.needs_input_grad
+        gp = grad_op.apply(p, t, g, saved=ctx.residual) if need[0] else None
+        gt = composed_vjp(forward, (t, p), g, (True, False))[0] if need[1] else None
+        return gp, gt
+
+    def grad_backward(ctx, G):
+        p, t, g = ctx.inputs
+        need = ctx.needs_input_grad
+        gt, gp, gg = composed_vjp(grad, (t, p, g), G, (need[1], need[0], need[2]))
+        return gp, gt, gg
+
+    def _g(g, p):
+        return g.astype(p.dtype) if g.dtype != p.dtype else g
+
+    loss_op = type(name, (KernelOp,), {
+        "__doc__": f"The per-row {name} loss of (pred, target), fused; the second output of kfwd is saved.",
+        "residual": True,
+        "forward_cpu": staticmethod(lambda p, t: kfwd(array_kernels, _like(t, p), p)),
+        "forward_gpu": staticmethod(lambda p, t: kfwd(_K(), _like(t, p), p)),
+        "backward": staticmethod(loss_backward),
+    })
+    grad_op = type(name + "_grad", (KernelOp,), {
+        "__doc__": f"d {name} / d pred, weighted by the per-row upstream gradient g; fused.",
+        "forward_cpu": staticmethod(lambda p, t, g, saved: kbwd(array_kernels, _like(t, p), p, _g(g, p), saved)),
+        "forward_gpu": staticmethod(lambda p, t, g, saved: kbwd(_K(), _like(t, p), p, _g(g, p), saved)),
+        "backward": staticmethod(grad_backward),
+    })
+    loss_op.forward = staticmethod(forward)  # the composed forms, for reference and tests
+    loss_op.grad = staticmethod(grad)
+    return loss_op
+
+
+MSE = _fused_loss(
     "mse", _mse, _mse_grad,
     lambda k, t, p: (k.mse_fwd(t, p), None),
     lambda k, t, p, g, s: k.mse_bwd(t, p, g),
 )
-BCE = RowLoss(
+BCE = _fused_loss(
     "binary_crossentropy", _bce, _bce_grad,
     lambda k, t, p: (k.bce_fwd(t, p, EPSILON), None),
     lambda k, t, p, g, s: k.bce_bwd(t, p, g, EPSILON),
 )
-BCE_LOGITS = RowLoss(
+BCE_LOGITS = _fused_loss(
     "binary_crossentropy_logits", _bce_logits, _bce_logits_grad,
     lambda k, t, z: (k.bce_logits_fwd(t, z), None),
     lambda k, t, z, g, s: k.bce_logits_bwd(t, z, g),
 )
-SOFTMAX_CE = RowLoss(
+SOFTMAX_CE = _fused_loss(
     "softmax_cross_entropy", _ce, _ce_grad,
     lambda k, t, z: k.softmax_ce_fwd(z, t),
     lambda k, t, z, g, saved: k.softmax_ce_bwd(z, saved, t, g),
 )
-SPARSE_SOFTMAX_CE = RowLoss(
+SPARSE_SOFTMAX_CE = _fused_loss(
     "sparse_softmax_cross_entropy", _sparse_ce, _sparse_ce_grad,
     lambda k, t, z: k.softmax_ce_sparse_fwd(z, t),
     lambda k, t, z, g, saved: k.softmax_ce_sparse_bwd(z, saved, t, g),
 )
 
 
-def _fused(d):
-    """The CUDA kernels for a float32/float64 CuPy array, else the array-call versions."""
-    return kernels_for(d) or array_kernels
-
-
-def _like(target, pred):
-    tdat = target.data
-    if tdat.dtype.kind == "f" and tdat.dtype != pred.dtype:
-        tdat = tdat.astype(pred.dtype)
-    return tdat
-
-
-def row_loss(spec: RowLoss, target: Tensor, pred: Tensor) -> Tensor:
+def row_loss(spec, target: Tensor, pred: Tensor) -> Tensor:
     """``spec``'s per-row loss of ``pred`` against ``target`` (shapes already checked).
 
     The forward and the first backward are one fused pass each; the backward's own backward
     (second order) differentiates the composed form again.
     """
-    rows, saved = spec.kfwd(_fused(pred.data), _like(target, pred), pred.data)
-
-    def bwd(g, out, need):
-        from ..tape import composed_vjp
-
-        gt = composed_vjp(spec.forward, (target, pred), g, (True, False))[0] if need[0] else None
-        gp = _row_loss_grad(spec, target, pred, g, saved) if need[1] else None
-        return gt, gp
-
-    return record(rows, (target, pred), bwd, spec.name)
-
-
-def _row_loss_grad(spec, target, pred, g, saved) -> Tensor:
-    gd = g.data
-    if gd.dtype != pred.dtype:
-        gd = gd.astype(pred.dtype)
-    out = spec.kbwd(_fused(pred.data), _like(target, pred), pred.data, gd, saved)
-
-    def bwd(G, o, need):
-        from ..tape import composed_vjp
-
-        return composed_vjp(spec.grad, (target, pred, g), G, need)
-
-    return record(out, (target, pred, g), bwd, spec.name + "_grad")
+    return spec.apply(pred, target)

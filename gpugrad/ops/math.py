@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, is_float
-from .base import broadcast_error, pair, record, unary, unbroadcast
+from .base import broadcast_error, needs_promotion, pair, promote, record, to_float, unary, unbroadcast
 
 _SCALARS = (int, float)
 
@@ -35,6 +35,8 @@ def _binary(name, fn, bwd):
         ):
             ad = a.data
             bd = b.data if isinstance(b, Tensor) else b
+            if needs_promotion(ad, bd):
+                ad, bd = promote(ad, bd)
         else:
             a, b, ad, bd = pair(a, b, name)
         try:
@@ -165,9 +167,14 @@ not_equal = _compare("not_equal", lambda a, b: a != b)
 # -- unary --------------------------------------------------------------------------------------
 
 
-def _unary(name, fn, bwd):
+def _unary(name, fn, bwd, real=False):
+    """An elementwise op; ``real``: its values are real numbers, so an integer or bool input is
+    taken as the default float (PyTorch and JAX), not as NumPy's float64."""
+
     def op(x):
-        x = unary(x)
+        x = unary(x, name)
+        if real:
+            x = to_float(x)
         return record(fn(x.data), (x,), bwd, name)
 
     op.__name__ = name
@@ -179,15 +186,15 @@ def _x(out):
 
 
 negative = _unary("negative", lambda d: -d, lambda g, out, need: (-g,))
-exp = _unary("exp", lambda d: _xp(d).exp(d), lambda g, out, need: (g * out,))
-log = _unary("log", lambda d: _xp(d).log(d), lambda g, out, need: (g / _x(out),))
-log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, out, need: (g / (_x(out) + 1.0),))
-expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, out, need: (g * (out + 1.0),))
-sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, out, need: (g * 0.5 / out,))
+exp = _unary("exp", lambda d: _xp(d).exp(d), lambda g, out, need: (g * out,), real=True)
+log = _unary("log", lambda d: _xp(d).log(d), lambda g, out, need: (g / _x(out),), real=True)
+log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, out, need: (g / (_x(out) + 1.0),), real=True)
+expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, out, need: (g * (out + 1.0),), real=True)
+sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, out, need: (g * 0.5 / out,), real=True)
 square = _unary("square", lambda d: d * d, lambda g, out, need: (scaled_product(g, _x(out), 2.0),))
-sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, out, need: (g * cos(_x(out)),))
-cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, out, need: (-g * sin(_x(out)),))
-tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, out, need: (g * (1.0 + out * out),))
+sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, out, need: (g * cos(_x(out)),), real=True)
+cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, out, need: (-g * sin(_x(out)),), real=True)
+tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, out, need: (g * (1.0 + out * out),), real=True)
 abs = _unary("abs", lambda d: _xp(d).abs(d), lambda g, out, need: (g * sign(_x(out)),))  # noqa: A001
 
 
@@ -233,8 +240,6 @@ def where(cond, a, b) -> Tensor:
             f"where: shapes {tuple(c.shape)}, {getattr(ad, 'shape', ())} and {getattr(bd, 'shape', ())} "
             "cannot be broadcast together"
         ) from e
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
-        out = out.astype(np.result_type(a.dtype, b.dtype))
     cond_t = Tensor._make(c)
     return record(out, (a, b, cond_t), _where_bwd, "where")
 

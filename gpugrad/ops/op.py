@@ -24,7 +24,7 @@ order of derivative works through the forward kernels. The same class carries th
 activations, softmax and the fused losses, and the custom-gradient spellings of
 :mod:`gpugrad.custom`.
 
-Dispatch: ``forward_gpu`` runs when the first input is a CuPy array whose dtype is in
+Dispatch: ``forward_gpu`` runs when the first input is a non-empty CuPy array whose dtype is in
 ``gpu_dtypes`` (``None``: any) and ``GPUGRAD_KERNELS`` is not ``0``; otherwise ``forward_cpu``
 runs on the arrays as they are (NumPy, or CuPy when there is no ``forward_gpu`` for them: write it
 with array methods and ``gg.backend.get_array_module`` to run on both).
@@ -43,7 +43,7 @@ from ..graph import record
 from ..tensor import Tensor, as_tensor
 from .base import USE_KERNELS, check_devices
 
-__all__ = ["Op", "Context"]
+__all__ = ["Op", "KernelOp", "Context"]
 
 
 class Context:
@@ -88,37 +88,83 @@ class Op:
     check_grads = True
     _node_backward = None
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, abstract: bool = False, **kwargs):
+        # ``class Base(gg.Op, abstract=True)``: a base for other ops, with no forward of its own
         super().__init_subclass__(**kwargs)
+        if abstract:
+            return
         for need in ("forward_cpu", "backward"):
             if not callable(getattr(cls, need, None)):
                 raise TypeError(f"{cls.__name__}: a gg.Op subclass must define the static method {need}")
         cls._node_backward = staticmethod(_node_backward(cls))
+        cls.apply = staticmethod(_make_apply(cls))
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
-        """Run the forward on the inputs' arrays and record the op for differentiation."""
-        ts = inputs
-        for x in inputs:
+        """Run the forward on the inputs' arrays and record the op for differentiation.
+
+        (Each subclass gets its own copy of this, specialized when the class is made: this is
+        the hot path of every kernel op.)"""
+        raise TypeError(f"{cls.__name__} is an abstract gg.Op: it has no forward to apply")
+
+
+def _make_apply(cls):
+    name = cls.__name__
+    fcpu = cls.forward_cpu
+    node_backward = cls._node_backward
+    plain = not (cls.residual or cls.check_grads)
+
+    def apply(*inputs, **params) -> Tensor:
+        if len(inputs) == 1:
+            x = inputs[0]
             if not isinstance(x, Tensor):
-                ts = as_inputs(inputs, cls.__name__)
-                break
-        if len(ts) == 1:
-            d = ts[0].data
-            arrays = (d,)
-        elif ts:
-            arrays = [t.data for t in ts]
+                inputs = as_inputs(inputs, name)
+                x = inputs[0]
+            d = x.data
+            if d.__class__ is np.ndarray:
+                out = fcpu(d, **params) if params else fcpu(d)
+            else:
+                out = _forward_other(cls, (d,), params)
+        else:
+            for x in inputs:
+                if not isinstance(x, Tensor):
+                    inputs = as_inputs(inputs, name)
+                    break
+            if not inputs:
+                raise TypeError(f"{name}.apply needs at least one input")
+            arrays = [t.data for t in inputs]
             d = arrays[0]
-            for t in ts:
-                if type(t.data) is not type(d):
-                    check_devices(ts[0], t, cls.__name__)
-        else:
-            raise TypeError(f"{cls.__name__}.apply needs at least one input")
-        if type(d) is np.ndarray or cls.forward_gpu is None or not _gpu_ok(cls, d):
-            out = cls.forward_cpu(*arrays, **params) if type(d) is np.ndarray else _generic(cls, arrays, params)
-        else:
-            out = cls.forward_gpu(*arrays, **params)
-        return finish(cls, ts, out, params, cls.__name__)
+            kind = d.__class__
+            for i, a in enumerate(arrays):
+                if a.__class__ is not kind:  # NumPy scalars and subclasses pass; another device raises
+                    check_devices(inputs[0], inputs[i], name)
+            if kind is np.ndarray:
+                out = fcpu(*arrays, **params)
+            else:
+                out = _forward_other(cls, arrays, params)
+        if plain and not params:
+            return record(out, inputs, node_backward, name)
+        return finish(cls, inputs, out, params, name)
+
+    apply.__doc__ = f"{name}(*inputs): run the forward on the inputs' arrays and record it."
+    apply.__qualname__ = f"{cls.__qualname__}.apply"
+    return apply
+
+
+def _forward_other(cls, arrays, params):
+    """The forward of CuPy (or other non-NumPy) arrays: ``forward_gpu`` where it takes them."""
+    fgpu = cls.forward_gpu
+    if fgpu is not None and _gpu_ok(cls, arrays[0]):
+        return fgpu(*arrays, **params)
+    return _generic(cls, arrays, params)
+
+
+class KernelOp(Op, abstract=True):
+    """The built-in ops' base: a raw-kernel forward for float32/float64 CuPy arrays, and
+    gradients that need no checking."""
+
+    gpu_dtypes = "fd"
+    check_grads = False
 
 
 def _generic(cls, arrays, params):
@@ -135,8 +181,9 @@ def _generic(cls, arrays, params):
 
 
 def _gpu_ok(cls, d) -> bool:
+    """Whether ``forward_gpu`` takes ``d``: a non-empty CuPy array of one of ``gpu_dtypes``."""
     dts = cls.gpu_dtypes
-    return USE_KERNELS and backend.is_cupy_array(d) and (dts is None or d.dtype.char in dts)
+    return USE_KERNELS and backend.is_cupy_array(d) and d.size > 0 and (dts is None or d.dtype.char in dts)
 
 
 def as_inputs(inputs, name: str) -> tuple:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import builtins
 
+import numpy as np
+
 from .. import backend
 from ..tensor import Tensor
-from .base import normalize_axis, record, unary
-
-
-def _reduced(fn, x, axis, keepdims):
-    x = unary(x)
-    axes = normalize_axis(axis, x.ndim)
-    return x, axes, fn(x.data, axes, keepdims)
+from .base import normalize_axis, record, to_float, unary
 
 
 def _kshape(shape, axes):
@@ -45,16 +41,15 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims=False):
-    x = unary(x)
+    """The mean; integers are averaged as float32, and a mean over nothing is ``nan`` (PyTorch)."""
+    x = to_float(unary(x, "mean"))
     axes = normalize_axis(axis, x.data.ndim)
     count = 1
     for a in axes:
         count *= x.data.shape[a]
     d = x.data
-    if count and d.dtype.kind == "f":
-        out = d.sum(axis=axes, keepdims=keepdims) * (1.0 / count)  # ndarray.mean costs ~4 µs more
-    else:
-        out = d.mean(axis=axes, keepdims=keepdims)
+    # sum * (1/n): ndarray.mean costs ~4 µs more, and warns for an empty axis
+    out = d.sum(axis=axes, keepdims=keepdims) * (1.0 / count if count else float("nan"))
 
     scale = 1.0 / builtins.max(count, 1)
 
@@ -66,9 +61,15 @@ def mean(x, axis=None, keepdims=False):
 
 def _extreme(name, fn):
     def op(x, axis=None, keepdims=False):
-        x, axes, out = _reduced(fn, x, axis, keepdims)
-        if x.size == 0:
-            raise ValueError(f"{name} of an empty tensor of shape {x.shape} has no identity")
+        x = unary(x, name)
+        axes = normalize_axis(axis, x.ndim)
+        for a in axes:
+            if x.shape[a] == 0:
+                raise ValueError(
+                    f"{name}: axis {a} of the tensor of shape {x.shape} is empty, and {name} over nothing "
+                    "has no value; reduce over a non-empty axis"
+                )
+        out = fn(x.data, axes, keepdims)
 
         def bwd(g, o, need):
             od = o.data if keepdims else o.data.reshape(_kshape(x.shape, axes))
@@ -86,23 +87,34 @@ max = _extreme("max", lambda d, a, k: d.max(axis=a, keepdims=k))  # noqa: A001
 min = _extreme("min", lambda d, a, k: d.min(axis=a, keepdims=k))  # noqa: A001
 
 
+def _shift(d, axes):
+    """The max along ``axes`` (keepdims) as a constant shift: 0 where it is not finite or the
+    axis is empty, so e^{x − m} never overflows and never meets inf − inf."""
+    xp = backend.get_array_module(d)
+    if any(d.shape[a] == 0 for a in axes):
+        return xp.zeros(_kshape(d.shape, axes), d.dtype)
+    m = d.max(axis=axes, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0)
+
+
 def logsumexp(x, axis=None, keepdims=False):
     """log Σ exp(x), computed as m + log Σ exp(x − m) with m the (detached) max: finite for any
-    finite input. Gradient: softmax of x along ``axis``."""
-    x = unary(x)
+    finite input; −inf over an empty axis. Gradient: softmax of x along ``axis``, formed from the
+    shifted inputs as softmax is (exact at any logit scale)."""
+    x = to_float(unary(x, "logsumexp"))
     axes = normalize_axis(axis, x.ndim)
     d = x.data
     xp = backend.get_array_module(d)
-    m = d.max(axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
-    m = xp.where(xp.isfinite(m), m, 0)
-    s = xp.log(xp.exp(d - m).sum(axis=axes, keepdims=True)) + m
+    m = _shift(d, axes)
+    with np.errstate(divide="ignore"):  # log(0) = -inf: a sum over nothing, or all -inf
+        s = xp.log(xp.exp(d - m).sum(axis=axes, keepdims=True)) + m
     out = s if keepdims else s.reshape(tuple(n for i, n in enumerate(d.shape) if i not in axes))
 
     def bwd(g, o, need):
         from .math import exp
 
-        ok = _expand(o, x, axes, keepdims)
-        return (_expand(g, x, axes, keepdims) * exp(x - ok),)
+        e = exp(x - Tensor._make(m))  # m is a constant: the shift cancels in e / Σe
+        return (_expand(g, x, axes, keepdims) * (e / sum(e, axis=axes, keepdims=True)),)
 
     return record(out, (x,), bwd, "logsumexp")
 
@@ -111,7 +123,7 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
     """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0."""
     if ord not in (None, 2, "euclidean", "fro"):
         raise ValueError(f"norm: only the 2-norm is supported, got ord={ord!r}")
-    x = unary(x)
+    x = to_float(unary(x, "norm"))
     axes = normalize_axis(axis, x.ndim)
     d = x.data
     xp = backend.get_array_module(d)

@@ -34,9 +34,12 @@ def transpose(x, perm=None) -> Tensor:
     nd = x.data.ndim
     if perm is None:
         perm = tuple(range(nd))[::-1]
-    perm = tuple(int(p) % max(nd, 1) for p in perm)
+    given = tuple(perm)
+    if any(not isinstance(p, (int, np.integer)) or not -nd <= p < nd for p in given):
+        raise ValueError(f"transpose: axes {given} are out of range for a tensor of shape {x.shape}")
+    perm = tuple(int(p) % nd for p in given) if nd else ()
     if sorted(perm) != list(range(nd)):
-        raise ValueError(f"transpose: {perm} is not a permutation of the {nd} axes of shape {x.shape}")
+        raise ValueError(f"transpose: axes {given} are not a permutation of the {nd} axes of shape {x.shape}")
     inv = [0] * nd
     for i, p in enumerate(perm):
         inv[p] = i

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from .. import backend
 from ..tensor import Tensor
-from .base import kernels_for, normalize_axis, record, unary
+from .base import kernel_module as _K
+from .base import normalize_axis, to_float, unary
+from .op import KernelOp
 
 
 def _xp(d):
@@ -28,6 +30,8 @@ def _last(fn, x, axis, *more):
 
 def _softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:  # no row has an element to take the max of
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     e = xp.exp(x - xp.where(xp.isfinite(m), m, 0))
     return e / e.sum(axis=axis, keepdims=True)
@@ -35,6 +39,8 @@ def _softmax_np(x, axis):
 
 def _log_softmax_np(x, axis):
     xp = _xp(x)
+    if x.size == 0:
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     z = x - xp.where(xp.isfinite(m), m, 0)
     return z - xp.log(xp.exp(z).sum(axis=axis, keepdims=True))
@@ -46,77 +52,108 @@ def _axis(x: Tensor, axis) -> int:
     return normalize_axis(axis, x.ndim)[0]
 
 
+
+class Softmax(KernelOp):
+    """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k, along ``axis``."""
+
+    @staticmethod
+    def forward_cpu(x, axis):
+        return _softmax_np(x, axis)
+
+    @staticmethod
+    def forward_gpu(x, axis):
+        return _last(_K().softmax_fwd, x, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (SoftmaxGrad.apply(ctx.output, g, axis=ctx.axis),)
+
+
+class SoftmaxGrad(KernelOp):
+    """gx = y ⊙ (gy − Σ gy⊙y). Its backward, for upstream G:
+    d/dy = G ⊙ (gy − s) − gy ⊙ Σ(G⊙y), d/dgy = softmax_grad(y, G)."""
+
+    @staticmethod
+    def forward_cpu(y, gy, axis):
+        return y * (gy - (gy * y).sum(axis=axis, keepdims=True))
+
+    @staticmethod
+    def forward_gpu(y, gy, axis):
+        return _last(_K().softmax_bwd, y, axis, gy)
+
+    @staticmethod
+    def backward(ctx, G):
+        from .reduce import sum as _sum
+
+        y, gy = ctx.inputs
+        axis = ctx.axis
+        need = ctx.needs_input_grad
+        r_y = r_g = None
+        if need[0]:
+            s = _sum(gy * y, axis=axis, keepdims=True)
+            r_y = G * (gy - s) - gy * _sum(G * y, axis=axis, keepdims=True)
+        if need[1]:
+            r_g = SoftmaxGrad.apply(y, G, axis=axis)
+        return r_y, r_g
+
+
+class LogSoftmax(KernelOp):
+    """x − logsumexp(x) along ``axis``."""
+
+    @staticmethod
+    def forward_cpu(x, axis):
+        return _log_softmax_np(x, axis)
+
+    @staticmethod
+    def forward_gpu(x, axis):
+        return _last(_K().log_softmax_fwd, x, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (LogSoftmaxGrad.apply(ctx.output, g, axis=ctx.axis),)
+
+
+class LogSoftmaxGrad(KernelOp):
+    """gx = gy − e^{y} Σ gy. Backward for upstream G: d/dy = −G ⊙ e^{y} Σ gy,
+    d/dgy = G − Σ(G ⊙ e^{y})."""
+
+    @staticmethod
+    def forward_cpu(y, gy, axis):
+        return gy - _xp(y).exp(y) * gy.sum(axis=axis, keepdims=True)
+
+    @staticmethod
+    def forward_gpu(y, gy, axis):
+        return _last(_K().log_softmax_bwd, y, axis, gy)
+
+    @staticmethod
+    def backward(ctx, G):
+        from .math import exp
+        from .reduce import sum as _sum
+
+        y, gy = ctx.inputs
+        axis = ctx.axis
+        need = ctx.needs_input_grad
+        p = exp(y)
+        r_y = -G * p * _sum(gy, axis=axis, keepdims=True) if need[0] else None
+        r_g = G - _sum(G * p, axis=axis, keepdims=True) if need[1] else None
+        return r_y, r_g
+
+
 def softmax(x, axis: int = -1) -> Tensor:
     """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k."""
-    x = unary(x)
-    ax = _axis(x, axis)
-    d = x.data
-    k = kernels_for(d)
-    out = _last(k.softmax_fwd, d, ax) if k is not None else _softmax_np(d, ax)
-
-    def bwd(g, y, need):
-        return (softmax_grad(y, g, ax),)
-
-    return record(out, (x,), bwd, "softmax")
+    x = to_float(unary(x, "softmax"))
+    return Softmax.apply(x, axis=_axis(x, axis))
 
 
 def softmax_grad(y, gy, axis: int) -> Tensor:
-    """gx = y ⊙ (gy − Σ gy⊙y). Its backward, for upstream G:
-    d/dy = G ⊙ (gy − s) − gy ⊙ Σ(G⊙y), d/dgy = softmax_grad(y, G)."""
-    from .reduce import sum as _sum
-
-    d_y, d_g = y.data, gy.data
-    k = kernels_for(d_y)
-    if k is not None:
-        out = _last(k.softmax_bwd, d_y, axis, d_g)
-    else:
-        out = d_y * (d_g - (d_g * d_y).sum(axis=axis, keepdims=True))
-
-    def bwd(G, o, need):
-        y_, gy_ = o._node.inputs
-        r_y = r_g = None
-        if need[0]:
-            s = _sum(gy_ * y_, axis=axis, keepdims=True)
-            r_y = G * (gy_ - s) - gy_ * _sum(G * y_, axis=axis, keepdims=True)
-        if need[1]:
-            r_g = softmax_grad(y_, G, axis)
-        return r_y, r_g
-
-    return record(out, (y, gy), bwd, "softmax_grad")
+    return SoftmaxGrad.apply(y, gy, axis=axis)
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """x − logsumexp(x): finite for any finite logits."""
-    x = unary(x)
-    ax = _axis(x, axis)
-    d = x.data
-    k = kernels_for(d)
-    out = _last(k.log_softmax_fwd, d, ax) if k is not None else _log_softmax_np(d, ax)
-
-    def bwd(g, y, need):
-        return (log_softmax_grad(y, g, ax),)
-
-    return record(out, (x,), bwd, "log_softmax")
+    x = to_float(unary(x, "log_softmax"))
+    return LogSoftmax.apply(x, axis=_axis(x, axis))
 
 
 def log_softmax_grad(y, gy, axis: int) -> Tensor:
-    """gx = gy − e^{y} Σ gy. Backward for upstream G: d/dy = −G ⊙ e^{y} Σ gy,
-    d/dgy = G − Σ(G ⊙ e^{y})."""
-    from .math import exp
-    from .reduce import sum as _sum
-
-    d_y, d_g = y.data, gy.data
-    k = kernels_for(d_y)
-    if k is not None:
-        out = _last(k.log_softmax_bwd, d_y, axis, d_g)
-    else:
-        out = d_g - _xp(d_y).exp(d_y) * d_g.sum(axis=axis, keepdims=True)
-
-    def bwd(G, o, need):
-        y_, gy_ = o._node.inputs
-        p = exp(y_)
-        r_y = -G * p * _sum(gy_, axis=axis, keepdims=True) if need[0] else None
-        r_g = G - _sum(G * p, axis=axis, keepdims=True) if need[1] else None
-        return r_y, r_g
-
-    return record(out, (y, gy), bwd, "log_softmax_grad")
+    return LogSoftmaxGrad.apply(y, gy, axis=axis)
