@@ -7,6 +7,7 @@ from .backend import default_device, device, set_default_device
 from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad
 from .graph import enable_grad, no_grad
+from .jit import TracingError, jit
 from .ops import (
     abs,
     add,

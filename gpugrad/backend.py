@@ -48,22 +48,62 @@ def cuda_device_count() -> int:
     return cupy().cuda.runtime.getDeviceCount() if cuda_available() else 0
 
 
+# An array traced by gg.jit (gpugrad._trace.Traced) answers gg_cuda, gg_xp and gg_device itself:
+# the checks below fall back to those attributes only after the NumPy and CuPy fast paths.
+
+
 def is_cupy_array(a) -> bool:
     cp = _cupy
-    return cp is not None and isinstance(a, cp.ndarray)
+    return cp is not None and (isinstance(a, cp.ndarray) or getattr(a, "gg_cuda", False))
 
 
 def get_array_module(a):
     """numpy for NumPy arrays and scalars, cupy for CuPy arrays."""
-    if type(a) is np.ndarray or _cupy is None:
+    if type(a) is np.ndarray or isinstance(a, np.generic):
         return np
-    return _cupy if isinstance(a, _cupy.ndarray) else np
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        return cp
+    return getattr(a, "gg_xp", np)
 
 
 def device_of(a) -> str:
-    if type(a) is np.ndarray or _cupy is None or not isinstance(a, _cupy.ndarray):
+    if type(a) is np.ndarray or isinstance(a, np.generic):
         return "cpu"
-    return f"cuda:{a.device.id}"
+    cp = _cupy
+    if cp is not None and isinstance(a, cp.ndarray):
+        return f"cuda:{a.device.id}"
+    return getattr(a, "gg_device", "cpu")
+
+
+_host_hook = None  # set by gg.jit while it traces
+_check_hook = None
+_array_hook = None
+
+
+def host_array(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``: an array made by host-side code (random numbers). While a compiled
+    step traces, the call is also recorded to run at every replay, so each call draws afresh."""
+    hook = _array_hook
+    return fn(*args, **kwargs) if hook is None else hook(fn, args, kwargs)
+
+
+def checked(fn, *args) -> None:
+    """Run the value check ``fn(*args)`` (it raises on bad values, such as labels out of range).
+    While a compiled step traces, the check is also recorded to run on every call's arrays."""
+    hook = _check_hook
+    if hook is None:
+        fn(*args)
+    else:
+        hook(fn, args)
+
+
+def host_value(fn):
+    """``fn()``: Python numbers computed on the host (a learning rate, a step count). While a
+    compiled step traces, ``fn`` is also recorded to run again at every replay, and its numbers
+    come back as values that array calls read afresh each time."""
+    hook = _host_hook
+    return fn() if hook is None else hook(fn)
 
 
 def normalize_device(name) -> str:
@@ -156,6 +196,8 @@ def to_device(a, dev: str):
 
 def array_on(data, dev: str, dtype=None):
     """Make an array on ``dev`` from a Python number, list, NumPy or CuPy array."""
+    if getattr(data, "gg_trace", None) is not None and device_of(data) == dev:  # traced by gg.jit
+        return data.gg_xp.asarray(data, dtype=dtype)
     if dev == "cpu":
         if is_cupy_array(data):
             data = data.get()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import backend
 from .ops import loss as _L
 from .ops.base import check_devices
 from .ops.math import clip, log
@@ -100,8 +101,7 @@ def check_labels(name: str, lab: Tensor, p: Tensor) -> Tensor:
     """Integer labels of shape ``p.shape[:-1]`` with values in [0, classes)."""
     if lab.dtype.kind == "f":
         d = lab.data
-        if not bool((d == d.round()).all()):
-            raise TypeError(f"{name}: labels must be integer class ids, got non-integer values of {lab.dtype}")
+        backend.checked(_check_integral, name, d)
         lab = Tensor._make(d.astype(np.int64))
     elif lab.dtype.kind not in "iu":
         raise TypeError(f"{name}: labels must be integer class ids, got dtype {lab.dtype}")
@@ -112,13 +112,22 @@ def check_labels(name: str, lab: Tensor, p: Tensor) -> Tensor:
             f"{name}: labels of shape {lab.shape} do not match predictions of shape {p.shape} "
             f"(expected labels of shape {p.shape[:-1]})"
         )
-    n = p.shape[-1]
-    d = lab.data
-    if lab.size and bool(((d < 0) | (d >= n)).any()):  # one device-to-host read on a GPU
+    if lab.size:
+        backend.checked(_check_range, name, lab.data, p.shape[-1])
+    return lab
+
+
+# value checks, run through backend.checked so that a compiled step (gg.jit) runs them every call
+def _check_integral(name, d):
+    if not bool((d == d.round()).all()):
+        raise TypeError(f"{name}: labels must be integer class ids, got non-integer values of {d.dtype}")
+
+
+def _check_range(name, d, n):
+    if bool(((d < 0) | (d >= n)).any()):  # one device-to-host read on a GPU
         lo, hi = int(d.min()), int(d.max())
         bad = lo if lo < 0 else hi
         raise ValueError(f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})")
-    return lab
 
 
 def _reduce_check(reduction):

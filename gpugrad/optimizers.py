@@ -79,9 +79,11 @@ class Optimizer:
                 "apply_gradients: no gradients provided for any variable (every gradient is None); "
                 "check that the loss depends on the variables"
             )
-        lr = self.current_learning_rate()
-        self.iterations += 1
-        self._prepare(lr)
+        # The Python bookkeeping of a step; inside a compiled step (gg.jit) it runs again at every
+        # replay, and the numbers it gives are read afresh each time.
+        lr, per_step = backend.host_value(self._begin_step)
+        for k, val in per_step.items():
+            setattr(self, k, val)
         slots = self._slots
         for v, gd in pairs:
             st = slots.get(id(v))
@@ -89,6 +91,11 @@ class Optimizer:
                 st = slots[id(v)] = (v, *self._new_state(v))
             self._update(v, gd, lr, st)
         return self.iterations
+
+    def _begin_step(self):
+        lr = self.current_learning_rate()
+        self.iterations += 1
+        return lr, self._prepare(lr) or {}
 
     def minimize(self, loss, var_list, tape: GradientTape | None = None):
         """One update that decreases ``loss``: a zero-argument callable (as Keras) evaluated under a
@@ -109,10 +116,11 @@ class Optimizer:
 
     def variables(self) -> list:
         """The optimizer's state arrays (in the order the variables were first updated)."""
-        return [a for st in self._slots.values() for a in st[1:]]
+        return [a.data for st in self._slots.values() for a in st[1:]]
 
-    def _prepare(self, lr) -> None:
-        """Per-step constants (called once per ``apply_gradients``)."""
+    def _prepare(self, lr) -> dict | None:
+        """Per-step numbers (called once per ``apply_gradients``), returned as a dict of attribute
+        names to values, which are set on the optimizer."""
 
     def _new_state(self, v: Variable) -> tuple:
         return ()
@@ -128,8 +136,12 @@ class Optimizer:
         return f"{type(self).__name__}({args})"
 
 
-def _zeros_like(v: Variable):
-    return backend.get_array_module(v.data).zeros_like(v.data)
+def _zeros_like(v: Variable) -> Variable:
+    """A state slot for ``v``: a non-trainable Variable of zeros (so a compiled step reads and
+    writes it as state)."""
+    from .ops.creation import zeros
+
+    return Variable(zeros(v.shape, dtype=v.dtype, device=v.device), trainable=False)
 
 
 class SGD(Optimizer):
@@ -157,7 +169,7 @@ class SGD(Optimizer):
         if not self.momentum:
             v._update(np.subtract, lr * g)
             return
-        m = state[1]
+        m = state[1].data
         mom = self.momentum
         m *= mom  # the state array is ours: update it in place
         m -= lr * g
@@ -192,13 +204,13 @@ class Adam(Optimizer):
 
     def _prepare(self, lr):
         t = self.iterations
-        self._lr_t = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
+        return {"_lr_t": lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)}
 
     def _new_state(self, v):
         return (_zeros_like(v), _zeros_like(v))
 
     def _update(self, v, g, lr, state):
-        _, m, s = state
+        m, s = state[1].data, state[2].data
         xp = backend.get_array_module(g)
         b1, b2 = self.beta_1, self.beta_2
         m *= b1

@@ -48,10 +48,11 @@ def _draw(method, shape, dtype, device, seed, *args):
     g = _generator(dev, seed)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if dev == "cpu":
-        arr = getattr(g, method)(*args, size=shape).astype(dt, copy=False)
+        arr = backend.host_array(getattr(g, method), *args, size=shape).astype(dt, copy=False)
     else:
         with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-            arr = getattr(g, method)(*args, size=shape, dtype=dt if method != "randint" else None).astype(dt)
+            arr = backend.host_array(getattr(g, method), *args, size=shape,
+                                     dtype=dt if method != "randint" else None).astype(dt)
     return Tensor._make(arr)
 
 

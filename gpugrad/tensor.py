@@ -9,6 +9,7 @@ instead of giving a wrong gradient.
 from __future__ import annotations
 
 import sys
+import weakref
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from . import backend
 FLOAT_KINDS = "fc"
 _SOLE_OWNER = 3  # sys.getrefcount(d) in Variable._update: the slot, the local name, the argument
 DEFAULT_FLOAT = np.dtype(np.float32)
+LIVE_VARIABLES: weakref.WeakSet = weakref.WeakSet()  # every Variable alive (gg.jit reads them as state)
 
 
 def is_float(dtype) -> bool:
@@ -236,6 +238,7 @@ class Variable(Tensor):
         self.trainable = bool(trainable)
         self.name = name
         self._version = 0
+        LIVE_VARIABLES.add(self)
 
     def _set(self, arr) -> Variable:
         self.data = arr

@@ -298,7 +298,7 @@ class Dropout(Layer):
             if len(self.noise_shape) != len(shape):
                 raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not match inputs {shape}")
             shape = tuple(s if n is None else int(n) for s, n in zip(shape, self.noise_shape, strict=True))
-        u = self._generator(x.device).random_sample(shape)
+        u = backend.host_array(self._generator(x.device).random_sample, shape)  # drawn afresh in gg.jit too
         keep = (u >= self.rate).astype(x.dtype)
         keep *= x.dtype.type(1.0 / (1.0 - self.rate))
         return x * Tensor._make(keep)

@@ -73,6 +73,8 @@ class Sequential:
         self._train_metrics: list = []
         self._eval_metrics: list = []
         self.stop_training = False
+        self.jit_compile = False
+        self._compiled: dict = {}  # compiled steps (jit_compile=True), by what they close over
         for layer in layers or ():
             self.add(layer)
 
@@ -191,10 +193,12 @@ class Sequential:
         return tuple(input_shape)
 
     # -- compile ------------------------------------------------------------------------------------
-    def compile(self, optimizer="sgd", loss=None, metrics=None) -> None:
+    def compile(self, optimizer="sgd", loss=None, metrics=None, jit_compile: bool = False) -> None:
         """Choose the optimizer (a name such as ``'sgd'``/``'adam'``, any case, or an instance), the
         loss (a name known to ``gg.losses.get`` or a callable ``loss(y_true, y_pred)``) and the
-        metrics (``'accuracy'``, ``'mae'``, ... or callables)."""
+        metrics (``'accuracy'``, ``'mae'``, ... or callables). ``jit_compile=True`` runs the training
+        step of ``fit`` (and the steps of ``evaluate`` and ``predict``) as compiled steps
+        (:func:`gpugrad.jit`); the loss and metrics shown are still read outside the compiled step."""
         if loss is None:
             raise ValueError(
                 "compile: a loss is required, e.g. loss='mse' or loss='sparse_categorical_crossentropy' "
@@ -207,6 +211,8 @@ class Sequential:
             metrics = []
         elif isinstance(metrics, str) or callable(metrics):
             metrics = [metrics]
+        self.jit_compile = bool(jit_compile)
+        self._compiled = {}
         self._metric_ids = list(metrics)
         self._train_metrics = [_metrics.get(m, loss) for m in self._metric_ids]
         self._eval_metrics = [copy.deepcopy(m) for m in self._train_metrics]
@@ -276,6 +282,43 @@ class Sequential:
         grads = tape.gradient(target, tvars)
         optimizer.apply_gradients(zip(grads, tvars, strict=True))
         return loss, yb, pred
+
+    def _compiled_step(self, kind: str, fn, *closed):
+        """``fn``, compiled once per (kind, what it closes over) when ``jit_compile`` is on."""
+        if not self.jit_compile:
+            return fn
+        key = (kind, *(id(c) for c in closed))
+        step = self._compiled.get(key)
+        if step is None:
+            from ..jit import jit
+
+            step = self._compiled[key] = jit(fn)
+        return step
+
+    def _train_step(self, tvars, optimizer, loss_fn):
+        def step(xb, yb, scale=1.0):
+            return self._step(xb, yb, tvars, optimizer, loss_fn, scale)
+
+        return self._compiled_step("train", step, optimizer, loss_fn, *tvars)
+
+    def _eval_step(self, loss_fn):
+        def step(xb, yb):
+            with no_grad():
+                pred = self(xb)
+                yt = _match_rank(yb, pred)
+                loss = loss_fn(yt, pred)
+                if loss.ndim:
+                    loss = mean(loss)
+            return loss, yt, pred
+
+        return self._compiled_step("eval", step, loss_fn, *self.weights)
+
+    def _predict_step(self):
+        def step(xb):
+            with no_grad():
+                return self(xb)
+
+        return self._compiled_step("predict", step, *self.weights)
 
     def train_on_batch(self, x, y) -> float:
         """One optimizer step on one batch; returns the batch loss."""
@@ -353,6 +396,7 @@ class Sequential:
         make_bar = _progress_bar_factory() if verbose == 1 else None
         on_device = backend.device_of(xa) == dev and backend.device_of(ya) == dev
         xp_data = backend.get_array_module(xa)
+        train_step = self._train_step(tvars, optimizer, loss_fn)
         for epoch in range(initial_epoch, epochs):
             _call(callbacks, "on_epoch_begin", epoch, {})
             t0 = time.perf_counter()
@@ -382,7 +426,7 @@ class Sequential:
                 if not on_device:
                     xb, yb = backend.to_device(xb, dev), backend.to_device(yb, dev)
                 nb = xb.shape[0]
-                loss, yt, pred = self._step(Tensor._make(xb), Tensor._make(yb), tvars, optimizer, loss_fn, scale)
+                loss, yt, pred = train_step(Tensor._make(xb), Tensor._make(yb), scale)
                 total = total + loss.data * nb
                 seen += nb
                 for m in mets:
@@ -423,21 +467,16 @@ class Sequential:
         mets = self._eval_metrics
         for m in mets:
             m.reset_state()
-        loss_fn = self._loss_fn
+        step = self._eval_step(self._loss_fn)
         total = 0.0
         n = xa.shape[0]
-        with no_grad():
-            for lo in range(0, n, batch_size):
-                xb = backend.to_device(xa[lo : lo + batch_size], dev)
-                yb = backend.to_device(ya[lo : lo + batch_size], dev)
-                pred = self(Tensor._make(xb))
-                yt = _match_rank(Tensor._make(yb), pred)
-                loss = loss_fn(yt, pred)
-                if loss.ndim:
-                    loss = mean(loss)
-                total = total + loss.data * xb.shape[0]
-                for m in mets:
-                    m.update_state(yt.data, pred.data)
+        for lo in range(0, n, batch_size):
+            xb = backend.to_device(xa[lo : lo + batch_size], dev)
+            yb = backend.to_device(ya[lo : lo + batch_size], dev)
+            loss, yt, pred = step(Tensor._make(xb), Tensor._make(yb))
+            total = total + loss.data * xb.shape[0]
+            for m in mets:
+                m.update_state(yt.data, pred.data)
         return self._logs(total, n, mets)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict: bool = False):
@@ -466,9 +505,11 @@ class Sequential:
         dev = self._target_device(xa)
         n = xa.shape[0]
         outs = []
-        with no_grad():
-            for lo in range(0, max(n, 1), batch_size):
-                outs.append(self(Tensor._make(backend.to_device(xa[lo : lo + batch_size], dev))).data)
+        if self.jit_compile:
+            self._ensure_built(xa, dev)
+        step = self._predict_step()
+        for lo in range(0, max(n, 1), batch_size):
+            outs.append(step(Tensor._make(backend.to_device(xa[lo : lo + batch_size], dev))).data)
         out = outs[0] if len(outs) == 1 else backend.get_array_module(outs[0]).concatenate(outs, axis=0)
         return _host(out)
 

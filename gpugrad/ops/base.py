@@ -29,7 +29,8 @@ def kernels_for(d):
         return None
     from .. import kernels
 
-    return kernels
+    trace = getattr(d, "gg_trace", None)  # an array traced by gg.jit: kernel calls are recorded
+    return kernels if trace is None else trace.kernels(kernels)
 
 
 def kernel_module():

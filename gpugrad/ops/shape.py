@@ -201,10 +201,7 @@ def scatter_add(g, idx, shape) -> Tensor:
     xp = _xp(g.data)
     out = xp.zeros(shape, dtype=g.dtype)
     if _is_advanced(idx):
-        if xp is np:
-            np.add.at(out, idx, g.data)
-        else:
-            backend.cupy().add.at(out, idx, g.data)
+        xp.add.at(out, idx, g.data)
     else:
         out[idx] = g.data
 

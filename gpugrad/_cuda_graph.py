@@ -1,0 +1,114 @@
+"""A compiled step on CuPy arrays, captured once as a CUDA graph (used by :mod:`gpugrad.jit`).
+
+The capture runs the program's replay under CuPy stream capture. Every array it reads or writes
+has a fixed address for the graph's life: the inputs are copied into buffers made before the
+capture, each Variable's array is a buffer the graph updates in place, and everything allocated
+during the capture is kept (a keep-alive allocator), so no address the graph writes is ever handed
+to anyone else. A call is then: the host-side value checks on the new inputs, the copies of the
+inputs (and of any Variable assigned since), one graph launch, and copies of the outputs (so that
+a later launch never overwrites what an earlier call returned).
+
+Steps whose optimizer reads host numbers at each call (a learning rate, a step count) cannot be
+one graph: the numbers would be frozen into it. Those replay op by op.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from . import backend
+
+
+class GraphRunner:
+    def __init__(self, prog, arrays):
+        cp = backend.cupy()
+        self.prog = prog
+        self.prechecks = []
+        arg_pos = {b: k for k, b in enumerate(prog.arg_bufs)}
+        for ins in prog.instrs:
+            if not ins.host:
+                continue
+            reads = ins.reads()
+            if ins.out is not None or not all(r in arg_pos or prog.const_bufs.get(r) is not None for r in reads):
+                raise RuntimeError(
+                    "the step computes host numbers at each call (an optimizer's learning rate or step "
+                    "count, or a value check on an intermediate), which a CUDA graph would freeze"
+                )
+            self.prechecks.append((ins, arg_pos))
+        self.inputs = [a.copy() for a in arrays]
+        seen = {}
+        for v, _ in prog.state["var_in"]:
+            seen[id(v)] = v
+        for v, _, _ in prog.state["var_out"]:
+            seen[id(v)] = v
+        if prog.state["grad_in"] or prog.state["grad_out"]:
+            raise RuntimeError("the step reads or sets .grad of Variables")
+        self.vars = list(seen.values())
+        self.fixed = [v.data.copy() for v in self.vars]
+        for v, f in zip(self.vars, self.fixed):
+            v.data = f
+        pool = cp.get_default_memory_pool()
+        self.kept = []
+
+        def keep_alive(size):
+            mem = pool.malloc(size)
+            self.kept.append(mem)
+            return mem
+
+        stream = cp.cuda.Stream(non_blocking=True)
+        cp.cuda.get_current_stream().synchronize()
+        prev = cp.cuda.get_allocator()
+        cp.cuda.set_allocator(keep_alive)
+        glb = prog.raw.__globals__
+        glb["_checks"] = False  # value checks run on the host before each launch instead
+        try:
+            with stream:
+                stream.begin_capture()
+                try:
+                    self.outs = prog.raw(*self.inputs)
+                    for v, f in zip(self.vars, self.fixed):
+                        if v.data is not f:
+                            f[...] = v.data  # the new value back into the Variable's fixed buffer
+                finally:
+                    graph = stream.end_capture()
+        finally:
+            glb["_checks"] = True
+            cp.cuda.set_allocator(prev)
+        for v, f in zip(self.vars, self.fixed):
+            v.data = f
+            v._version -= 1  # the capture ran the step's Python once without computing it
+        self.graph = graph
+        self.base_refs = []
+        for i in range(len(self.fixed)):  # the same reference pattern as in run()
+            f = self.fixed[i]
+            self.base_refs.append(sys.getrefcount(f))
+        del f
+        self.cp = cp
+
+    def run(self, arrays):
+        prog = self.prog
+        for ins, pos in self.prechecks:
+            args = [arrays[pos[a.i]] if hasattr(a, "i") and a.i in pos else _const(prog, a) for a in ins.args]
+            ins.fn(*args)
+        for i in range(len(self.fixed)):
+            v = self.vars[i]
+            f = self.fixed[i]
+            if v.data is f:
+                if sys.getrefcount(f) > self.base_refs[i]:  # someone holds the graph's buffer
+                    return prog.build(prog.raw(*arrays))
+            else:
+                if sys.getrefcount(f) > self.base_refs[i]:
+                    return prog.build(prog.raw(*arrays))
+                f[...] = v.data  # assigned since the last call
+                v.data = f
+        for buf, a in zip(self.inputs, arrays):
+            buf[...] = a
+        self.graph.launch(self.cp.cuda.get_current_stream())
+        for v in self.vars:
+            v._version += 1
+        return prog.build([o.copy() for o in self.outs])
+
+
+def _const(prog, a):
+    i = getattr(a, "i", None)
+    return prog.const_bufs[i] if i is not None else a
