@@ -307,17 +307,21 @@ class GpugradCase(Case):
         self.params = self._vars(w2_init())
 
     def step_W2(self):
+        self.losses.append(self.train_W2(self.x, self.labels).data)
+
+    def train_W2(self, x, labels):
+        """One SGD step on the current parameters; returns the loss Tensor (what ``gg.jit`` can trace)."""
         gg = self.gg
         w1, b1, w2, b2 = self.params
         with gg.GradientTape() as tape:
-            h = gg.relu(self.x @ w1 + b1)
+            h = gg.relu(x @ w1 + b1)
             z = h @ w2 + b2
-            loss = gg.losses.sparse_categorical_crossentropy(self.labels, z, from_logits=True)
+            loss = gg.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
         grads = tape.gradient(loss, self.params)
         lr = LR["W2"]
         for p, g in zip(self.params, grads, strict=True):
             p.assign_sub(lr * g)
-        self.losses.append(loss.data)
+        return loss
 
     def setup_W3(self):
         self.x = self._const(w3_data(self.size))
