@@ -3,6 +3,7 @@ references they are compared with (imported by the tests).
 
     python tests/mpi_job.py suite OUTDIR   # every collective, optimizers, fit: OUTDIR/rank<r>.npz
     python tests/mpi_job.py fail           # the last rank raises while the others wait
+    python tests/mpi_job.py exit           # the last rank ends early (sys.exit(0)) while the others wait
 """
 
 from __future__ import annotations
@@ -73,13 +74,13 @@ def fit_data():
     return x, (x @ np.array([[1.0], [-2.0], [0.5]], np.float32) + 0.3).astype(np.float32)
 
 
-def fit_model(seed: int):
-    """A small model whose starting weights depend on ``seed``."""
+def fit_model(seed: int, jit: bool = False):
+    """A small model whose starting weights depend on ``seed`` (``jit``: compiled steps)."""
     rng = np.random.default_rng(seed)
     model = gg.nn.Sequential([gg.nn.Dense(4, activation="tanh"), gg.nn.Dense(1)])
     model.build((None, 3))
     model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in model.weights])
-    model.compile(optimizer=gg.optimizers.Adam(0.02), loss="mse", metrics=["mae"])
+    model.compile(optimizer=gg.optimizers.Adam(0.02), loss="mse", metrics=["mae"], jit_compile=jit)
     return model
 
 
@@ -95,7 +96,7 @@ def run_fit(model, verbose: int):
 def _error(fn) -> str:
     try:
         fn()
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RuntimeError) as e:
         return f"{type(e).__name__}: {e}"
     return ""
 
@@ -154,6 +155,21 @@ def suite(outdir: str) -> None:
     for k, vals in history.items():
         out[f"fit_{k}"] = np.array(vals)
     out["fit_weights"] = np.concatenate([a.ravel() for a in weights])
+    gg.random.seed(FIT_SEED if r == 0 else 100 + r)
+    history, weights = run_fit(fit_model(seed=r, jit=True), verbose=0)  # compiled steps
+    out["jit_fit_loss"] = np.array(history["loss"])
+    out["jit_fit_weights"] = np.concatenate([a.ravel() for a in weights])
+
+    # a compiled step of DistributedOptimizer: the all-reduce runs at every replay
+    params = [gg.Variable(a) for a in opt_init(shift=0.1 * r)]
+    opt = dist.DistributedOptimizer("sgd")
+    step = gg.jit(lambda: opt.minimize(lambda: opt_loss(params, xs, ys, 1.0, 1), params))
+    out["err_jit"] = _error(step)  # the variables differ across ranks: refused inside the trace
+    dist.broadcast_variables(params)
+    for _ in range(3):
+        step()
+    out["jit_opt"] = np.concatenate([p.numpy().ravel() for p in params])
+    out["jit_traces"] = step.trace_count
     np.savez(f"{outdir}/rank{r}.npz", **out)
 
 
@@ -168,11 +184,22 @@ def fail() -> None:
     print("unreachable: the job should have been aborted", flush=True)
 
 
+def exit_early() -> None:
+    dist.init()
+    r, w = dist.rank(), dist.world_size()
+    if r == w - 1:
+        sys.exit(0)
+    dist.barrier()  # never completes: the job must be aborted by the rank that left
+    print("unreachable: the job should have been aborted", flush=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "suite":
         suite(sys.argv[2])
     elif what == "fail":
         fail()
+    elif what == "exit":
+        exit_early()
     else:
         raise SystemExit(f"unknown job {what!r}")

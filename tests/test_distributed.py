@@ -25,13 +25,14 @@ MPIEXEC = launch.find_mpiexec()
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec beside this Python or on PATH")
 
 
-def run_job(n: int, *args: str) -> subprocess.CompletedProcess:
+def run_job(n: int, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     """``mpiexec -n n python tests/mpi_job.py args...``, killed (the whole process group) on timeout."""
     cmd = launch.mpiexec_command(n, [sys.executable, str(JOB), *args], MPIEXEC)
     env = launch.environment()
+    env.pop("GPUGRAD_DIST_CHECK", None)
+    env.update(extra_env)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["OMP_NUM_THREADS"] = "1"  # several ranks share few cores
-    env.pop("GPUGRAD_DIST_CHECK", None)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             cwd=ROOT, start_new_session=True)
     try:
@@ -50,7 +51,8 @@ def suite(request, tmp_path_factory):
         pytest.skip("no mpiexec beside this Python or on PATH")
     n = request.param
     outdir = tmp_path_factory.mktemp(f"mpi{n}")
-    done = run_job(n, "suite", str(outdir))
+    # 3 ranks also compare the gradient layout at every optimizer step (the strictest checks)
+    done = run_job(n, "suite", str(outdir), **({"GPUGRAD_DIST_CHECK": "2"} if n == 3 else {}))
     assert done.returncode == 0, f"the job failed:\n{done.stdout}\n{done.stderr}"
     ranks = []
     for r in range(n):
@@ -146,6 +148,21 @@ def test_fit_equals_one_process(suite):
             np.testing.assert_allclose(d[f"fit_{k}"], history[k], rtol=1e-5)
 
 
+def test_compiled_steps(suite):
+    n, ranks, _ = suite
+    gg.random.seed(job.FIT_SEED)
+    history, weights = job.run_fit(job.fit_model(seed=0), verbose=0)
+    x, y = job.opt_data()
+    want = job.train_opt(x, y, 4, job.opt_init(), gg.optimizers.SGD(), first=1)
+    for d in ranks:
+        np.testing.assert_allclose(d["jit_fit_weights"], np.concatenate([a.ravel() for a in weights]),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d["jit_fit_loss"], history["loss"], rtol=1e-5)
+        assert "broadcast_variables(variables) first" in str(d["err_jit"])
+        np.testing.assert_allclose(d["jit_opt"], want, rtol=1e-5, atol=1e-7)
+        assert int(d["jit_traces"]) <= 2  # the refused call, then one trace replayed twice
+
+
 def test_fit_prints_from_rank_0_only(suite):
     _, _, done = suite
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("Epoch ")]
@@ -159,6 +176,14 @@ def test_failing_rank_aborts_the_job():
     assert "unreachable" not in done.stdout
     assert "RuntimeError: deliberate failure" in done.stderr
     assert "rank 2 of 3 failed" in done.stderr
+
+
+@needs_mpiexec
+def test_rank_ending_early_aborts_the_job():
+    done = run_job(2, "exit", GPUGRAD_DIST_EXIT_TIMEOUT="1")
+    assert done.returncode != 0
+    assert "unreachable" not in done.stdout
+    assert "rank 1 of 2 reached the end of its program, but not every rank did within 1 s" in done.stderr
 
 
 # -- a world of one: no launcher, no MPI ------------------------------------------------------------
@@ -225,6 +250,19 @@ def test_launcher_detection_and_mismatched_mpi(monkeypatch):
     with pytest.raises(RuntimeError, match="different MPI installations"):
         _world._check_launcher_size(1)
     _world._check_launcher_size(4)
+
+
+def test_environment_settings(monkeypatch):
+    monkeypatch.setenv("GPUGRAD_DIST_EXIT_TIMEOUT", "2.5")
+    assert _world._exit_timeout() == 2.5
+    monkeypatch.setenv("GPUGRAD_DIST_EXIT_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="GPUGRAD_DIST_EXIT_TIMEOUT"):
+        _world._exit_timeout()
+    monkeypatch.setenv("GPUGRAD_DIST_CHECK", "2")
+    assert _world._check_level() == 2
+    monkeypatch.setenv("GPUGRAD_DIST_CHECK", "yes")
+    with pytest.raises(ValueError, match="GPUGRAD_DIST_CHECK"):
+        _world._check_level()
 
 
 def test_mpiexec_command(monkeypatch):

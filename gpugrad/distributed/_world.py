@@ -9,8 +9,10 @@ failing rank never leaves the others waiting in a collective forever.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import time
 
 from .. import backend
 
@@ -25,6 +27,10 @@ _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 # GPUGRAD_DIST_CHECK: 0 no cross-rank checks; 1 (default) each explicit collective and each new
 # gradient layout of a DistributedOptimizer is checked; 2 also every optimizer step.
 _CHECK_VAR = "GPUGRAD_DIST_CHECK"
+# GPUGRAD_DIST_EXIT_TIMEOUT: seconds a rank that reached the end of its program waits for the others
+# before it aborts the job (a rank that exits early would otherwise leave them blocked forever).
+_EXIT_VAR = "GPUGRAD_DIST_EXIT_TIMEOUT"
+_EXIT_DEFAULT = 300.0
 
 
 class World:
@@ -95,6 +101,7 @@ def init() -> World:
         local.Free()
         if w.size > 1:
             _install_abort_hook(w)
+            atexit.register(_wait_for_all_at_exit, w, _exit_timeout())
     _pick_device(w)
     _world = w
     return w
@@ -143,6 +150,38 @@ def _install_abort_hook(w: World) -> None:
                 w.comm.Abort(1)
 
     sys.excepthook = abort_on_exception
+
+
+def _exit_timeout() -> float:
+    raw = os.environ.get(_EXIT_VAR, "").strip()
+    try:
+        value = float(raw) if raw else _EXIT_DEFAULT
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{_EXIT_VAR} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def _wait_for_all_at_exit(w: World, timeout: float) -> None:
+    """At exit, wait (a non-blocking barrier polled until ``timeout``) until every rank reaches its
+    end too. A rank that ends early - ``sys.exit``, a ``return`` on one rank only - would leave the
+    others blocked in their next collective and MPI_Finalize waiting for them: abort instead."""
+    try:
+        req = w.comm.Ibarrier()
+        deadline = time.monotonic() + timeout
+        while not req.Test():
+            if time.monotonic() > deadline:
+                sys.stderr.write(
+                    f"gpugrad.distributed: rank {w.rank} of {w.size} reached the end of its program, but not "
+                    f"every rank did within {timeout:g} s (a rank ended early or is stuck in a collective); "
+                    f"aborting the job ({_EXIT_VAR} sets the wait)\n"
+                )
+                sys.stderr.flush()
+                w.comm.Abort(1)
+            time.sleep(0.005)
+    except Exception:  # noqa: BLE001 - MPI already finalized or torn down: nothing left to wait for
+        pass
 
 
 def _pick_device(w: World) -> None:

@@ -39,23 +39,52 @@ class _Plan:
     def __init__(self, variables):
         self.groups = []  # (indices, buffer, offsets)
         for idx in groups_by_array([v.data for v in variables]).values():
-            first = variables[idx[0]].data
-            xp = backend.get_array_module(first)
+            first = variables[idx[0]].data  # a traced proxy inside gg.jit: ask its device, not its module
+            dev = backend.device_of(first)
+            xp = backend.xp_for(dev)
             dt = first.dtype
             if xp is np and dt.kind == "f" and dt.itemsize < 4:
                 dt = np.dtype(np.float32)  # MPI has no half type everywhere: reduce in float32
             offsets = [0]
             for i in idx:
                 offsets.append(offsets[-1] + variables[i].size)
-            with _on(first):
+            with _on(dev):
                 buf = xp.empty(offsets[-1] + len(idx), dt)  # the gradients, then one flag each
             self.groups.append((idx, buf, offsets))
+        self.checked = False
+
+    def reduce(self, w, variables, arrays) -> tuple[list, list]:
+        """Pack ``arrays`` (None: zeros, flag 0), all-reduce, scale by ``1/world_size``, unpack:
+        (each variable's averaged gradient as a view, whether any rank had one)."""
+        outs, present = [None] * len(arrays), [False] * len(arrays)
+        for idx, buf, offs in self.groups:
+            flags = buf[offs[-1] :]
+            for j, i in enumerate(idx):
+                seg = buf[offs[j] : offs[j + 1]]
+                if arrays[i] is None:
+                    seg.fill(0)
+                    flags[j] = 0
+                else:
+                    seg[...] = arrays[i].reshape(-1)
+                    flags[j] = 1
+            if not self.checked or w.check >= 2:
+                group = [variables[i] for i in idx]
+                agree(w, "gradient all-reduce", 0, buf, shape=(len(idx), offs[-1]), layout=layout_of(group))
+            allreduce_(w, buf, "sum")
+            buf[: offs[-1]] *= 1.0 / w.size
+            counts = backend.to_device(flags, "cpu") if backend.is_cupy_array(flags) else flags
+            for j, i in enumerate(idx):
+                v = variables[i]
+                present[i] = bool(counts[j] > 0)
+                outs[i] = buf[offs[j] : offs[j + 1]].reshape(v.shape).astype(v.dtype, copy=False)
+        self.checked = True
+        return outs, present
 
 
-def _on(a):
-    """A context making ``a``'s GPU current (nothing for host arrays)."""
-    if backend.is_cupy_array(a):
-        return backend.cupy().cuda.Device(a.device.id)
+def _on(dev: str):
+    """A context making device ``dev`` current (nothing for the CPU)."""
+    if dev.startswith("cuda"):
+        return backend.cupy().cuda.Device(int(dev.split(":")[1]))
     return contextlib.nullcontext()
 
 
@@ -107,6 +136,11 @@ class DistributedOptimizer(Optimizer):
         variables (a rank that does not is caught by the layout check of the broadcast)."""
         if all(is_synced(v) for v in variables):
             return False
+        if any(getattr(v.data, "gg_trace", None) is not None for v in variables):
+            raise RuntimeError(
+                "DistributedOptimizer: the variables must start equal on every rank before a compiled "
+                "step (gg.jit) updates them; call gg.distributed.broadcast_variables(variables) first"
+            )
         differed = broadcast_variables(variables, root=0)
         if differed and w.rank == 0:
             warnings.warn(
@@ -119,43 +153,36 @@ class DistributedOptimizer(Optimizer):
 
     def average_gradients(self, grads, variables) -> list:
         """The mean over ranks of each gradient (Tensors viewing this optimizer's buffers; None
-        where no rank has a gradient), by one all-reduce per (device, dtype) group."""
+        where no rank has a gradient), by one all-reduce per (device, dtype) group.
+
+        Inside a compiled step (``gg.jit``) the packing, all-reduce and unpacking are recorded as
+        one host call that runs again at every replay; which variables have a gradient somewhere is
+        settled when the step is traced."""
+        arrays = [None if g is None else (g.data if isinstance(g, Tensor) else g) for g in grads]
+        for a, v in zip(arrays, variables):
+            if a is not None and tuple(a.shape) != tuple(v.shape):
+                raise ValueError(
+                    f"apply_gradients: gradient of shape {tuple(a.shape)} for variable {v.name or ''} "
+                    f"of shape {tuple(v.shape)}"
+                )
         w = world()
         key = tuple((id(v), v.shape, v.dtype, v.device) for v in variables)
+        if self._dist_plan is None or key != self._dist_key:
+            self._dist_plan, self._dist_key = _Plan(variables), key
         plan = self._dist_plan
-        if plan is None or key != self._dist_key:
-            plan = _Plan(variables)
-            self._dist_plan, self._dist_key = plan, key
-            checked = False
-        else:
-            checked = w.check < 2
-        out = [None] * len(variables)
-        for idx, buf, offs in plan.groups:
-            n = len(idx)
-            flags = buf[offs[-1] :]
-            for j, i in enumerate(idx):
-                g = grads[i]
-                seg = buf[offs[j] : offs[j + 1]]
-                if g is None:
-                    seg.fill(0)
-                    flags[j] = 0
-                else:
-                    gd = g.data if isinstance(g, Tensor) else g
-                    if tuple(gd.shape) != tuple(variables[i].shape):
-                        raise ValueError(
-                            f"apply_gradients: gradient of shape {tuple(gd.shape)} for variable "
-                            f"{variables[i].name or ''} of shape {tuple(variables[i].shape)}"
-                        )
-                    seg[...] = gd.reshape(-1)
-                    flags[j] = 1
-            if not checked:
-                group = [variables[i] for i in idx]
-                agree(w, "gradient all-reduce", 0, buf, shape=(n, offs[-1]), layout=layout_of(group))
-            allreduce_(w, buf, "sum")
-            buf[: offs[-1]] *= 1.0 / w.size
-            present = backend.to_device(flags, "cpu") if backend.is_cupy_array(flags) else flags
-            for j, i in enumerate(idx):
-                if present[j] > 0:
-                    v = variables[i]
-                    out[i] = Tensor._make(buf[offs[j] : offs[j + 1]].reshape(v.shape).astype(v.dtype, copy=False))
-        return out
+        have = [i for i, a in enumerate(arrays) if a is not None]
+        if not any(getattr(arrays[i], "gg_trace", None) is not None for i in have):
+            outs, present = plan.reduce(w, variables, arrays)
+            return [Tensor._make(o) if p else None for o, p in zip(outs, present)]
+        traced: dict = {}
+
+        def reduce_on_replay(*given):
+            full = [None] * len(arrays)
+            for i, a in zip(have, given):
+                full[i] = a
+            outs, present = plan.reduce(w, variables, full)
+            traced.setdefault("present", present)
+            return tuple(o.copy() for o in outs)  # the buffers are reused: results of their own
+
+        outs = backend.host_array(reduce_on_replay, *(arrays[i] for i in have))
+        return [Tensor._make(o) if p else None for o, p in zip(outs, traced["present"])]
