@@ -13,7 +13,10 @@ def _argnums(argnums, n):
     nums = (argnums,) if single else tuple(argnums)
     for a in nums:
         if not -n <= a < n:
-            raise ValueError(f"argnums {a} is out of range for a function called with {n} argument(s)")
+            raise TypeError(  # JAX raises a TypeError here
+                f"differentiating with respect to argnums={argnums} requires at least {a + 1 if a >= 0 else -a} "
+                f"positional argument(s), but the function was called with {n}"
+            )
     return single, tuple(a % n for a in nums)
 
 

@@ -125,7 +125,9 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
         logs = st.logs
         ref = _weakref(node)
         for tid in seen:
-            logs[tid].append(ref)
+            log = logs.get(tid)
+            if log is not None:
+                log.append(ref)
     if has_var:
         node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
     out._node = node

@@ -816,8 +816,8 @@ def relu_bwd(x: Any, gy: Any, out: Any = None) -> Any:
 # ------------------------------------------------------------------------------ row kernels
 
 
-#: words of T per partial state of a split row (common.cuh: SumState 1, MaxSum 2, CEState 4)
-_SPLIT_STATE_WORDS = {"softmax_fwd": 2, "log_softmax_fwd": 2, "softmax_ce_fwd": 4, "softmax_ce_sparse_fwd": 2}
+#: words of T per partial state of a split row (common.cuh: SumState 1, MaxSum 2, CEState 6)
+_SPLIT_STATE_WORDS = {"softmax_fwd": 2, "log_softmax_fwd": 2, "softmax_ce_fwd": 6, "softmax_ce_sparse_fwd": 2}
 
 
 def _launch_rows(
@@ -1059,8 +1059,8 @@ def _saved(cp: Any, saved: Any, lead: tuple[int, ...], dtype: Any, nsaved: int) 
 
 
 def _empty_ce(loss: Any, saved: tuple[Any, ...]) -> None:
-    # as the NumPy path: the max of an empty row is not finite, so m = 0 and log(0) = -inf
-    loss.fill(np.nan)
+    # a sum over no classes is 0; the max of an empty row is not finite, so m = 0 and log(0) = -inf
+    loss.fill(0)
     saved[0].fill(0)
     saved[1].fill(-np.inf)
     for s in saved[2:]:
@@ -1072,7 +1072,8 @@ def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, tuple[Any, Any
     """Softmax cross-entropy from logits z and a dense target t (same shape).
 
     Returns ``(loss_row, (m, log_s, t_sum))`` per row: m = max(z) (0 where not finite),
-    log_s = log(sum(exp(z - m))), t_sum = sum(t), and loss = sum(t * (log_s - (z - m))). The saved
+    log_s = log(sum(exp(z - m))), t_sum = sum(t), and loss = sum(t * (log_s - (z - m))) over the
+    classes with t != 0 (a zero target on a masked -inf logit adds 0). The saved
     tuple is what :func:`softmax_ce_bwd` takes; ``out`` is a ``(loss, saved)`` of such buffers.
     """
     cp = _rt().xp

@@ -89,12 +89,11 @@ def sparse_categorical_crossentropy(labels, y_pred, from_logits: bool = False, r
     _reduce_check(reduction)
     lab, p = _pair("sparse_categorical_crossentropy", labels, y_pred, same_shape=False)
     lab = check_labels("sparse_categorical_crossentropy", lab, p)
-    if from_logits:
-        rows = _L.row_loss(_L.SPARSE_SOFTMAX_CE, lab, p)
-    else:
-        q = clip(p / sum(p, axis=-1, keepdims=True), _L.EPSILON, 1.0 - _L.EPSILON)
-        rows = -sum(_L._onehot_like(lab, p) * log(q), axis=-1)
-    return _reduce(rows, reduction)
+    if not from_logits:
+        # as Keras: clip, then take the log (a clipped probability gets gradient 0); the
+        # log-softmax of log-probabilities normalises rows that do not sum to one
+        p = log(clip(p, _L.EPSILON, 1.0 - _L.EPSILON))
+    return _reduce(_L.row_loss(_L.SPARSE_SOFTMAX_CE, lab, p), reduction)
 
 
 def check_labels(name: str, lab: Tensor, p: Tensor) -> Tensor:

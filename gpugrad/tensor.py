@@ -29,7 +29,6 @@ class Tensor:
     """An immutable array value on one device (``'cpu'`` for NumPy, ``'cuda:N'`` for CuPy)."""
 
     __slots__ = ("data", "_node", "_rg", "_tapes", "grad", "__weakref__")
-    __array_ufunc__ = None  # NumPy defers to our reflected operators: ndarray * Tensor -> Tensor
     _is_var = False
     _version = 0
 
@@ -108,6 +107,25 @@ class Tensor:
             return np.array(self.data, dtype=dtype, copy=True)
         a = np.asarray(self.data, dtype=dtype)
         return _readonly(a) if a is self.data or a.base is self.data else a
+
+    # -- NumPy functions ----------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """``ndarray + Tensor`` (NumPy's operators, reflected) gives a recorded Tensor; any other
+        ufunc (``np.exp(t)``, ``np.add.reduce``...) works as on the array: a value, not recorded."""
+        if method == "__call__" and not kwargs and len(inputs) == 2:
+            name = _OPERATOR_UFUNCS.get(ufunc.__name__)
+            if name is not None:
+                from . import ops
+
+                return getattr(ops, name)(*inputs)
+        if any(isinstance(o, Tensor) for o in kwargs.get("out", ())):
+            raise TypeError(f"numpy.{ufunc.__name__}: a Tensor cannot be written to (out=); it is immutable")
+        return getattr(ufunc, method)(*_host_args(inputs), **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """``np.mean(t, axis=0)``, ``np.sum``, ``np.max``, ``np.concatenate([t, u])``...: computed on
+        the arrays, as NumPy would; a value, not recorded (use gpugrad's ops to differentiate)."""
+        return func(*_host_args(args), **{k: _host_args(v) for k, v in kwargs.items()})
 
     def __dlpack__(self, *args, **kwargs):
         d = self.data
@@ -255,6 +273,12 @@ class Variable(Tensor):
             raise RuntimeError(
                 f"cannot assign a value on {backend.device_of(value)} to a Variable on {self.device}"
             )
+        if value is None or isinstance(value, (str, bytes, complex)):
+            raise _refuse("Variable.assign", value)
+        if not hasattr(value, "dtype"):  # a list: refuse what is not numbers before the cast
+            value = check_kind(np.asarray(value), "Variable.assign", value)
+        else:
+            check_kind(value, "Variable.assign", value)
         xp = backend.get_array_module(self.data)
         arr = xp.asarray(value, dtype=self.dtype)
         if arr.shape != self.shape:
@@ -373,6 +397,24 @@ def _from_foreign(obj, dtype):
             raise RuntimeError("a GPU array was given but CuPy is not installed")
         arr = cp.from_dlpack(obj)
     return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+# NumPy's binary operator ufuncs, by name -> the op that ``ndarray <op> Tensor`` records
+_OPERATOR_UFUNCS = {
+    "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
+    "true_divide": "divide", "power": "pow", "matmul": "matmul", "less": "less",
+    "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
+    "equal": "equal", "not_equal": "not_equal",
+}
+
+
+def _host_args(x):
+    """Tensors (also inside lists and tuples) as NumPy arrays; anything else as it is."""
+    if isinstance(x, Tensor):
+        return np.asarray(x)  # a CUDA tensor raises, naming .numpy()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_host_args(v) for v in x)
+    return x
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:

@@ -5,19 +5,20 @@
 //   bce:         pc = clip(p, eps, 1 - eps)
 //                loss = mean_c -(t log pc + (1 - t) log(1 - pc))
 //                dp = g / C * (pc - t) / (pc (1 - pc)) where eps < p < 1 - eps, else 0
-//   bce logits:  loss = mean_c max(z, 0) - z t + log1p(exp(-|z|))
+//   bce logits:  loss = mean_c w z + log1p(exp(-|z|)),  w = 1 - t where z >= 0, else -t
 //                dz = g / C * (sigmoid(z) - t)
 //   softmax CE, dense target t, with m = max(z) where finite, else 0, and ls = log sum_c exp(z - m):
-//                loss = sum_c t (ls - (z - m))           dz = g * (exp((z - m) - ls) T - t), T = sum_c t
+//                loss = sum_{c: t != 0} t (ls - (z - m))  dz = g * (exp((z - m) - ls) T - t), T = sum_c t
 //   softmax CE, sparse label l:
 //                loss = ls - (z[l] - m)                   dz = g * (exp((z - m) - ls) - [c == l])
 //
 // The forwards save m, ls (and T) per row, apart: exp((z - m) - ls) is then exact to float32
 // rounding at any logit scale (a saved lse = m + ls rounded to float32 would be off by half an ulp
 // of m, 5e-4 at logits of 1e4, and scale every probability by that), so each backward is one
-// elementwise pass: read z (and t), write dz. NaN and +-inf follow the NumPy path's formulas:
-// a NaN logit, a +inf logit (dense) or a row of -inf gives a NaN loss, and a zero target on a -inf
-// logit contributes 0 * inf = NaN, as there.
+// elementwise pass: read z (and t), write dz. NaN and +-inf follow the NumPy path's formulas: a
+// class with a zero target adds nothing (a masked -inf logit with t = 0 adds 0, not 0 * inf); a
+// NaN logit or a row of -inf makes the loss NaN (0 when every target is 0); a +inf logit makes the
+// shift 0 and ls = +inf, so the loss is sum t (inf - z) over t != 0.
 //
 // Row reductions (the forwards) have the layouts of common.cuh: *_small (cols <= 32), *_warp,
 // *_block, and *_part + *_fin for rows split across blocks. The elementwise gradients run with
@@ -46,9 +47,12 @@ template <typename T> struct BceTerm {
         return -(t * g_log(pc) + (T(1) - t) * g_log1p(-pc));
     }
 };
+// softplus(z) - z t = w z + log1p(exp(-|z|)), w = 1 - t where z >= 0 and -t below: a zero weight
+// adds 0 even at z = +-inf, as on the NumPy path
 struct BceLogitsTerm {
     template <typename T> __device__ __forceinline__ T operator()(T t, T z) const {
-        return g_max(z, T(0)) - z * t + g_log1p(g_exp(-g_abs(z)));
+        const T w = z >= T(0) ? T(1) - t : -t;
+        return g_log1p(g_exp(-g_abs(z))) + (w != T(0) ? w * z : T(0));
     }
 };
 
@@ -75,19 +79,25 @@ template <typename T, typename F> struct RowMean {
 
 // ------------------------------------------------------------------ softmax cross-entropy
 
-// Dense CE state: MaxSum of z, ts = sum t, and a = sum t (sh - z) with sh the state's shift.
-// Merging shifts a by ts (sh' - sh). The loss is ts ls + a: a sum of non-negative terms for
-// targets in [0, 1], without the cancellation of lse T - sum t z at large logits.
+// Dense CE state: MaxSum of z, ts = sum t, a = sum_{t != 0} t (sh - z) with sh the state's shift,
+// and for the rows whose max is not finite, b = sum_{t != 0} t (inf - z) (the loss once the max is
+// +inf) and nz = the count of t != 0. Merging shifts a by ts (sh' - sh). For a finite max the loss
+// is ts ls + a: a sum of non-negative terms for targets in [0, 1], without the cancellation of
+// lse T - sum t z at large logits.
 template <typename T> struct CEState {
-    static constexpr int NS = 4;
+    static constexpr int NS = 6;
     MaxSum<T> ms;
     T ts;
     T a;
+    T b;
+    T nz;
     static __device__ __forceinline__ CEState identity() {
         CEState r;
         r.ms = MaxSum<T>::identity();
         r.ts = T(0);
         r.a = T(0);
+        r.b = T(0);
+        r.nz = T(0);
         return r;
     }
     __device__ __forceinline__ void merge(const CEState& o) {
@@ -97,24 +107,32 @@ template <typename T> struct CEState {
         const T nsh = ms.shift();
         a = (a + ts * (nsh - sh)) + (o.a + o.ts * (nsh - osh));
         ts += o.ts;
+        b += o.b;
+        nz += o.nz;
     }
     __device__ __forceinline__ CEState shfl_xor(int mask) const {
         CEState r;
         r.ms = ms.shfl_xor(mask);
         r.ts = __shfl_xor_sync(GG_FULL_MASK, ts, mask);
         r.a = __shfl_xor_sync(GG_FULL_MASK, a, mask);
+        r.b = __shfl_xor_sync(GG_FULL_MASK, b, mask);
+        r.nz = __shfl_xor_sync(GG_FULL_MASK, nz, mask);
         return r;
     }
     __device__ __forceinline__ void store(T* p) const {
         ms.store(p);
         p[2] = ts;
         p[3] = a;
+        p[4] = b;
+        p[5] = nz;
     }
     static __device__ __forceinline__ CEState load(const T* p) {
         CEState r;
         r.ms = MaxSum<T>::load(p);
         r.ts = p[2];
         r.a = p[3];
+        r.b = p[4];
+        r.nz = p[5];
         return r;
     }
 };
@@ -144,11 +162,17 @@ template <typename T> struct SoftmaxCE {
         const T sh = st.ms.shift();
         st.ts = T(0);
         st.a = T(0);
+        st.b = T(0);
+        st.nz = T(0);
+        const T inf = -neg_inf<T>();
 #pragma unroll
         for (int k = 0; k < K; ++k) {
-            if (k < n) {
-                st.ts += v[1][k];
-                st.a += v[1][k] * (sh - v[0][k]);
+            const T t = v[1][k];
+            if (k < n) st.ts += t;
+            if (k < n && t != T(0)) {
+                st.a += t * (sh - v[0][k]);
+                st.b += t * (inf - v[0][k]);
+                st.nz += T(1);
             }
         }
         return st;
@@ -156,8 +180,16 @@ template <typename T> struct SoftmaxCE {
     __device__ __forceinline__ void row_done(gg_i64 r, const State& st) const {
         const T l = save_shift(st.ms, r, m, ls);
         tsum[r] = st.ts;
-        // a max that is not finite (NaN, +inf, or a row of -inf) makes NumPy's loss NaN
-        loss[r] = is_finite(st.ms.m) ? st.ts * l + st.a : quiet_nan<T>();
+        const T mx = st.ms.m;
+        T v;
+        if (is_finite(mx)) {
+            v = st.ts * l + st.a;
+        } else if (mx == -neg_inf<T>()) {
+            v = st.b;  // ls = +inf: sum t (inf - z) over t != 0
+        } else {
+            v = st.nz != T(0) ? quiet_nan<T>() : T(0);  // NaN, or a row of -inf: ls is NaN / -inf
+        }
+        loss[r] = v;
     }
 };
 

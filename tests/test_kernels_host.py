@@ -277,7 +277,9 @@ def test_softmax_ce_nan_inf(rt, rng, cols, value):
     z = _special_rows(rng, cols, dtype, value)
     rows = z.shape[0]
     t = rng.uniform(0.1, 1, (rows, cols)).astype(dtype)
-    t[0, -1] = 0.0  # a zero target, on a -inf logit in the -inf case: NaN as on the NumPy path
+    t[0, -1] = 0.0  # a zero target, on a -inf logit in the -inf case: adds 0 as on the NumPy path
+    t[-2] = 0.0  # every target 0 on the row holding +inf and NaN
+    t[1, : cols // 2] = 0.0
     lab = rng.integers(0, cols, rows)
     g = rng.standard_normal(rows).astype(dtype)
     for layout in (None, "split"):
@@ -324,18 +326,17 @@ def test_row_mean_losses_every_layout(rt, rng, cols):
         x = rng.uniform(0.01, 0.99, (rows, cols)).astype(dtype)
         x[0, 0] = np.nan
         x[1, -1] = 0.0  # clipped
+        z = x * 8 - 4
+        z[2, 0], z[3 % rows, -1] = np.inf, -np.inf
+        t[2, 0], t[3 % rows, -1] = 1.0, 0.0  # zero weights on infinite logits: 0, not 0 * inf
         g = rng.standard_normal(rows).astype(dtype)
         refs = _mean_refs(t, x, 1e-7)
+        refs["bce_logits_fwd"] = AK.bce_logits_fwd(t.astype(np.float64), z.astype(np.float64))
         for layout in ["small", "warp", "block", "split"]:
             rt.force_layout = layout
             _compare(K.mse_fwd(t, x), refs["mse_fwd"], dtype, f"mse {cols} {layout}")
             _compare(K.bce_fwd(t, x, 1e-7), refs["bce_fwd"], dtype, f"bce {cols} {layout}")
-            _compare(
-                K.bce_logits_fwd(t, x * 8 - 4),
-                AK.bce_logits_fwd(t.astype(np.float64), (x * 8 - 4).astype(np.float64)),
-                dtype,
-                f"bce logits {cols} {layout}",
-            )
+            _compare(K.bce_logits_fwd(t, z), refs["bce_logits_fwd"], dtype, f"bce logits {cols} {layout}")
         t64, x64, g64 = t.astype(np.float64), x.astype(np.float64), g.astype(np.float64)
         _compare(K.mse_bwd(_placed_in(t, 1), x, g), AK.mse_bwd(t64, x64, g64), dtype, "mse bwd")
         _compare(K.bce_bwd(t, _placed_in(x, 1), g, 1e-7), AK.bce_bwd(t64, x64, g64, 1e-7), dtype, "bce bwd")

@@ -24,8 +24,8 @@ def mse_loss(input, target, reduction: str = "mean") -> Tensor:  # noqa: A002
     total = rows.sum()
     if reduction == "mean":
         return total
-    if reduction == "sum":
-        return total * float(max(p.size, 1))
+    if reduction == "sum":  # a sum over nothing is 0 (the mean over nothing is nan)
+        return total * float(p.size) if p.size else ((p - t) * (p - t)).sum()
     raise ValueError(f"unknown reduction {reduction!r}; expected 'mean', 'sum' or 'none'")
 
 

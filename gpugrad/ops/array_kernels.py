@@ -11,6 +11,8 @@ dense one also Σ t, so that each backward is one elementwise pass.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 
 
@@ -52,11 +54,13 @@ def bce_bwd(t, p, g, eps):
 
 
 def bce_logits_fwd(t, z):
-    # max(z, 0) − z·t + log(1 + e^{−|z|}): never overflows
+    # softplus(z) − z·t = w·z + log(1 + e^{−|z|}), w = 1 − t where z ≥ 0 and −t below: never
+    # overflows, and a zero weight contributes 0 even at z = ±inf
     xp = _xp(z)
+    w = xp.where(z >= 0, 1.0 - t, -t)
     ll = xp.log1p(xp.exp(-xp.abs(z)))
-    ll += xp.maximum(z, 0)
-    ll -= z * t
+    with np.errstate(invalid="ignore"):  # 0·inf, replaced by its limit 0
+        ll += xp.where(w != 0, w * z, 0)
     return ll.sum(axis=-1) * (1.0 / z.shape[-1])
 
 
@@ -88,7 +92,10 @@ def softmax_ce_fwd(z, t):
     """Returns (loss per row, (m, log s, Σ t)); loss = Σ t·(log s − (z − m)), no cancellation."""
     m, logs = _shift_logsum(z)
     nll = logs - (z - m)
-    return (t * nll).sum(axis=-1), (m, logs, t.sum(axis=-1, keepdims=True))
+    with np.errstate(invalid="ignore"):  # 0·inf, replaced by its limit 0
+        tn = t * nll
+    loss = _xp(z).where(t != 0, tn, 0).sum(axis=-1)  # t = 0 at a masked −inf: adds 0
+    return loss, (m, logs, t.sum(axis=-1, keepdims=True))
 
 
 def softmax_ce_bwd(z, saved, t, g):

@@ -95,15 +95,24 @@ def _coerce(x, like: Tensor, op: str) -> Tensor:
 
 
 # -- dtype promotion -----------------------------------------------------------------------------
-#
-# PyTorch and JAX, not raw NumPy: a float array combined with an integer or bool array, or with a
-# Python number, keeps the float array's dtype (float32 x int64 -> float32, where NumPy says
-# float64); two floats give the wider; integers and bools among themselves follow NumPy. An
-# integer or bool array with a Python float becomes the default float (float32).
 
 
 def promote(ad, bd):
-    """The operands of a binary op cast to their common dtype under the table above."""
+    """The operands of a binary op cast to their common dtype, as PyTorch and JAX (not raw NumPy):
+
+    ===========================================  ===================  =========================
+    operands                                     result               example
+    ===========================================  ===================  =========================
+    float with integer/bool (tensor or array)    the float's dtype    float32 × int64 → float32
+    float with a Python number                   the float's dtype    float16 + 2.5 → float16
+    two floats                                   the wider            float32 + float64 → float64
+    integer/bool with a Python float             float32              int64 × 0.5 → float32
+    integers and bools among themselves          NumPy's rule         int32 + int64 → int64
+    ===========================================  ===================  =========================
+
+    Real-valued functions of integers (``exp``, ``sigmoid``, ``mean``...) take them as float32
+    (:func:`to_float`). The graph keeps the operands' own dtypes, so gradients have them too.
+    """
     if hasattr(ad, "dtype"):
         if hasattr(bd, "dtype"):
             fa, fb = ad.dtype.kind == "f", bd.dtype.kind == "f"
@@ -120,11 +129,15 @@ def promote(ad, bd):
 
 def needs_promotion(ad, bd) -> bool:
     """Whether :func:`promote` would change anything (cheap: the common case is a quick no)."""
-    if hasattr(bd, "dtype"):
-        if hasattr(ad, "dtype"):
-            return ad.dtype is not bd.dtype and (ad.dtype.kind == "f") != (bd.dtype.kind == "f")
-        return ad.__class__ is float and bd.dtype.kind != "f"
-    return bd.__class__ is float and ad.dtype.kind != "f"
+    ca, cb = ad.__class__, bd.__class__
+    if cb is float:
+        return ca is not float and ad.dtype.kind != "f"
+    if ca is float:
+        return bd.dtype.kind != "f"
+    if ca is int or cb is int or ca is bool or cb is bool:
+        return False
+    da, db = ad.dtype, bd.dtype
+    return da is not db and (da.kind == "f") != (db.kind == "f")
 
 
 def to_float(x: Tensor) -> Tensor:

@@ -92,6 +92,11 @@ def ones_like(x, dtype=None, device=None, requires_grad: bool = False) -> Tensor
 def arange(start, limit=None, delta=1, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     if limit is None:
         start, limit = 0, start
+    for name, v in (("start", start), ("limit", limit), ("delta", delta)):
+        if v is None or isinstance(v, (bool, complex, str, bytes)):
+            raise TypeError(f"arange: {name} must be a real number, got {v!r}")
+    if delta == 0:
+        raise ValueError(f"arange: delta must not be zero (arange({start}, {limit}, {delta}))")
     if dtype is None:
         isfloat = any(isinstance(v, float) for v in (start, limit, delta))
         dtype = DEFAULT_FLOAT if isfloat else np.dtype(np.int64)

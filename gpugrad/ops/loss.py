@@ -14,7 +14,8 @@ log of the sum and Σt), which writes ``(softmax(z)·Σt − t)·g`` straight fr
 
 from __future__ import annotations
 
-from ..graph import composed_vjp
+from .. import backend
+from ..graph import composed_vjp, record
 from ..tensor import Tensor
 from . import array_kernels
 from .base import kernel_module as _K
@@ -60,12 +61,24 @@ def _bce_grad(t, p, g):
 
 
 def _bce_logits(t, z):
-    # max(z, 0) − z·t + log(1 + e^{−|z|}): never overflows
+    # softplus(z) − z·t = w·z + log(1 + e^{−|z|}) with w = 1 − t where z ≥ 0, −t below: never
+    # overflows, and a zero weight gives 0 even at z = ±inf (no inf − inf, no 0·inf)
     from .math import abs as _abs
-    from .math import exp, log1p, maximum
+    from .math import exp, log1p, where
     from .reduce import mean
 
-    return mean(maximum(z, 0.0) - z * t + log1p(exp(-_abs(z))), axis=-1)
+    w = where(z >= 0.0, 1.0 - t, -t)
+    return mean(w * _finite_where_weighted(w, z) + log1p(exp(-_abs(z))), axis=-1)
+
+
+def _finite_where_weighted(w, z):
+    """``z`` with 0 where its weight ``w`` is 0 and ``z`` is ±inf: ``w·z`` is then 0 there (the
+    limit), not nan, and its derivatives elsewhere are untouched. The mask is a constant."""
+    from .math import where
+
+    wd, zd = w.data, z.data
+    masked = (wd == 0) & ~backend.get_array_module(zd).isfinite(zd)
+    return where(Tensor._make(masked), 0.0, z)
 
 
 def _bce_logits_grad(t, z, g):
@@ -75,10 +88,11 @@ def _bce_logits_grad(t, z, g):
 
 
 def _ce(t, z):
+    # a class with t = 0 adds nothing, even a masked logit of −inf (no 0·inf)
     from .reduce import logsumexp
     from .reduce import sum as _sum
 
-    return logsumexp(z, axis=-1) * _sum(t, axis=-1) - _sum(t * z, axis=-1)
+    return logsumexp(z, axis=-1) * _sum(t, axis=-1) - _sum(t * _finite_where_weighted(t, z), axis=-1)
 
 
 def _ce_grad(t, z, g):
@@ -109,7 +123,7 @@ def _like(t, p):
     return t.astype(p.dtype) if t.dtype.kind == "f" and t.dtype != p.dtype else t
 
 
-def _fused_loss(name, forward, grad, kfwd, kbwd):
+def _fused_loss(name, forward, grad, kfwd, kbwd, empty=float("nan")):
     """Two ops for one fused per-row loss: ``name`` over (pred, target) and its backward op.
 
     ``forward(t, p)`` and ``grad(t, p, g)`` are the composed forms in gpugrad ops;
@@ -146,6 +160,7 @@ def _fused_loss(name, forward, grad, kfwd, kbwd):
         "forward_gpu": staticmethod(lambda p, t, g, saved: kbwd(_K(), _like(t, p), p, _g(g, p), saved)),
         "backward": staticmethod(grad_backward),
     })
+    loss_op.empty = empty  # each row's loss over an empty last axis: nan for a mean, 0 for a sum
     loss_op.forward = staticmethod(forward)  # the composed forms, for reference and tests
     loss_op.grad = staticmethod(grad)
     return loss_op
@@ -170,11 +185,13 @@ SOFTMAX_CE = _fused_loss(
     "softmax_cross_entropy", _ce, _ce_grad,
     lambda k, t, z: k.softmax_ce_fwd(z, t),
     lambda k, t, z, g, saved: k.softmax_ce_bwd(z, saved, t, g),
+    empty=0.0,
 )
 SPARSE_SOFTMAX_CE = _fused_loss(
     "sparse_softmax_cross_entropy", _sparse_ce, _sparse_ce_grad,
     lambda k, t, z: k.softmax_ce_sparse_fwd(z, t),
     lambda k, t, z, g, saved: k.softmax_ce_sparse_bwd(z, saved, t, g),
+    empty=0.0,
 )
 
 
@@ -184,4 +201,20 @@ def row_loss(spec, target: Tensor, pred: Tensor) -> Tensor:
     The forward and the first backward are one fused pass each; the backward's own backward
     (second order) differentiates the composed form again.
     """
+    if pred.data.shape[-1:] == (0,):
+        return _empty_rows(spec, target, pred)
     return spec.apply(pred, target)
+
+
+def _empty_rows(spec, target: Tensor, pred: Tensor) -> Tensor:
+    """Rows of a loss over an empty last axis (as PyTorch: ``nan`` for a mean over nothing, 0 for a
+    sum); the gradients are empty arrays, constant to every order."""
+    from .creation import zeros_like
+
+    d = pred.data
+    out = backend.get_array_module(d).full(d.shape[:-1], spec.empty, dtype=d.dtype)
+
+    def bwd(g, o, need):
+        return (zeros_like(target) if need[0] else None, zeros_like(pred) if need[1] else None)
+
+    return record(out, (target, pred), bwd, spec.__name__)

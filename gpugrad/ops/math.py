@@ -30,13 +30,16 @@ def _xp(d):
 def _binary(name, fn, bwd):
     def op(a, b):
         # fast path: a Tensor with a Tensor of the same array type, or with a Python number
-        if isinstance(a, Tensor) and (
-            (isinstance(b, Tensor) and type(a.data) is type(b.data)) or b.__class__ in _SCALARS
-        ):
+        if isinstance(a, Tensor) and isinstance(b, Tensor) and type(a.data) is type(b.data):
             ad = a.data
-            bd = b.data if isinstance(b, Tensor) else b
-            if needs_promotion(ad, bd):
+            bd = b.data
+            if ad.dtype is not bd.dtype and needs_promotion(ad, bd):
                 ad, bd = promote(ad, bd)
+        elif isinstance(a, Tensor) and b.__class__ in _SCALARS:
+            ad = a.data
+            bd = b
+            if b.__class__ is float and ad.dtype.kind != "f":  # an integer tensor with a Python float
+                ad = promote(ad, bd)[0]
         else:
             a, b, ad, bd = pair(a, b, name)
         try:

@@ -30,7 +30,7 @@ def _expand(g, x, axes, keepdims, scale=None):
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
-    x = unary(x)
+    x = unary(x, "sum")
     axes = normalize_axis(axis, x.data.ndim)
     out = x.data.sum(axis=axes, keepdims=keepdims)
 

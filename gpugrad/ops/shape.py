@@ -15,7 +15,7 @@ def _xp(d):
 
 
 def reshape(x, shape) -> Tensor:
-    x = unary(x)
+    x = unary(x, "reshape")
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
     try:
@@ -30,7 +30,7 @@ def _reshape_bwd(g, out, need):
 
 
 def transpose(x, perm=None) -> Tensor:
-    x = unary(x)
+    x = unary(x, "transpose")
     nd = x.data.ndim
     if perm is None:
         perm = tuple(range(nd))[::-1]
@@ -52,7 +52,7 @@ def transpose(x, perm=None) -> Tensor:
 
 def matrix_transpose(x) -> Tensor:
     """Swap the last two axes (its own inverse, so its backward is itself)."""
-    x = unary(x)
+    x = unary(x, "matrix_transpose")
     d = x.data
     if d.ndim < 2:
         raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape {x.shape}")
@@ -64,12 +64,12 @@ def _mt_bwd(g, out, need):
 
 
 def expand_dims(x, axis: int) -> Tensor:
-    x = unary(x)
+    x = unary(x, "expand_dims")
     return reshape(x, _xp(x.data).expand_dims(x.data, axis).shape)
 
 
 def squeeze(x, axis=None) -> Tensor:
-    x = unary(x)
+    x = unary(x, "squeeze")
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
@@ -84,7 +84,7 @@ def squeeze(x, axis=None) -> Tensor:
 def broadcast_to(x, shape, scale=None) -> Tensor:
     """``x`` repeated to ``shape`` (NumPy broadcasting), times ``scale`` if given (one op: the
     backward of ``mean``)."""
-    x = unary(x)
+    x = unary(x, "broadcast_to")
     shape = tuple(shape)
     if x.shape == shape and scale is None:
         return x
@@ -157,7 +157,7 @@ def stack(values, axis: int = 0) -> Tensor:
 
 
 def unstack(x, axis: int = 0):
-    x = unary(x)
+    x = unary(x, "unstack")
     ax = normalize_axis(axis, x.ndim)[0]
     idx = [slice(None)] * x.ndim
     out = []
@@ -183,7 +183,7 @@ def _is_advanced(idx) -> bool:
 
 def getitem(x, idx) -> Tensor:
     """``x[idx]`` with NumPy semantics; the gradient scatters back (adding where an index repeats)."""
-    x = unary(x)
+    x = unary(x, "getitem")
     idx = _plain_index(idx)
     out = x.data[idx]
     if not hasattr(out, "shape") or isinstance(out, np.generic):
@@ -212,7 +212,7 @@ def scatter_add(g, idx, shape) -> Tensor:
 
 
 def to_device(x, device: str) -> Tensor:
-    x = unary(x)
+    x = unary(x, "to_device")
     src = x.device
     if src == device:
         return x
@@ -225,6 +225,10 @@ def to_device(x, device: str) -> Tensor:
 
 def one_hot(indices, depth: int, dtype=None, device=None) -> Tensor:
     """A constant: ``out[..., k] = 1`` where ``indices == k``; indices outside [0, depth) give a zero row."""
+    if isinstance(depth, (bool, np.bool_)) or not isinstance(depth, (int, np.integer)):
+        raise TypeError(f"one_hot: depth must be an int, got {depth!r}")
+    if depth < 0:
+        raise ValueError(f"one_hot: depth must be non-negative, got {depth}")
     if isinstance(indices, Tensor):
         d = indices.data
     else:
