@@ -344,8 +344,39 @@ def get_kernel(module: str, name: str) -> Any:
     _check_module(module)
     if name not in _KERNELS[module]:
         raise KeyError(f"module {module!r} has no kernel {name!r}")
+    unit = compile_unit(module, name)
     where = f"module {module!r} ({KERNEL_DIR / (module + '.cu')})"
-    return _load(cp, key, lambda: source(module), COMPILE_OPTIONS, where)
+    kern = _kernels.get((unit, name, dev))
+    if kern is None:
+        kern = _load(cp, (unit, name, dev), lambda: unit_source(module, unit), COMPILE_OPTIONS, where)
+        _kernels[key] = kern
+    return kern
+
+
+_ENTRY_RE = re.compile(r"^GG_[A-Z0-9_]+\((\w+),")
+_UNIT_MODULES = ("softmax", "losses")
+
+
+def compile_unit(module: str, name: str) -> str:
+    """The unit NVRTC compiles for kernel ``name``: in the row modules, every layout of one
+    operation and dtype (``'softmax:softmax_fwd_f32'``), so that a first call compiles a few
+    kernels rather than the whole module; elsewhere, the module."""
+    parts = name.rsplit("_", 2)
+    if module in _UNIT_MODULES and len(parts) == 3 and parts[1] in (*ELEMENT_LAYOUTS, *REDUCE_LAYOUTS):
+        return f"{module}:{parts[0]}_{parts[2]}"
+    if module in _UNIT_MODULES:
+        return f"{module}:{name}"
+    return module
+
+
+@cache
+def unit_source(module: str, unit: str) -> str:
+    """``source(module)`` keeping only the entries of compile unit ``unit``."""
+    if unit == module:
+        return source(module)
+    keep = {n for n in _KERNELS[module] if compile_unit(module, n) == unit}
+    lines = [line for line in source(module).splitlines() if (m := _ENTRY_RE.match(line)) is None or m.group(1) in keep]
+    return "\n".join(lines) + "\n"
 
 
 def _load(cp: Any, key: tuple[str, str, int], code: Callable[[], str], options: tuple[str, ...], where: str) -> Any:
@@ -394,7 +425,7 @@ def compile_source(src: str, name: str, arch: str = "compute_80", options: tuple
     ptx = _nvrtc_compile_source(src, f"{name}.cu", arch, module=name, extra=tuple(options)).decode()
     if not re.search(rf"\.entry\s+{re.escape(name)}\s*\(", ptx):
         raise KernelCompileError(
-            f"the CUDA source compiles but defines no kernel {name!r}; declare it extern \"C\" __global__ "
+            f'the CUDA source compiles but defines no kernel {name!r}; declare it extern "C" __global__ '
             f"void {name}(...) (C++ names are mangled)",
             module=name,
             kernel=name,
@@ -422,9 +453,11 @@ class Runtime:
         return get_kernel(module, name)
 
     def allow_smem(self, kern: Any, nbytes: int) -> None:
-        """Lets ``kern`` use ``nbytes`` of dynamic shared memory (the opt-in attribute above 48 KB)."""
+        """Lets ``kern`` use ``nbytes`` of dynamic shared memory: above 48 KB the opt-in attribute
+        (cudaFuncAttributeMaxDynamicSharedMemorySize) is raised, once, to what the device allows
+        beside the kernel's static shared memory."""
         if nbytes > _DEFAULT_SMEM and getattr(kern, "max_dynamic_shared_size_bytes", 0) < nbytes:
-            kern.max_dynamic_shared_size_bytes = self.smem_optin
+            kern.max_dynamic_shared_size_bytes = self.smem_optin - int(getattr(kern, "shared_size_bytes", 0))
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -502,12 +502,14 @@ template <typename P, typename T> __device__ __forceinline__ void run_rows(Smem,
             const T* src = p.in[j] + off;
             T* dst = sm + j * cols;
             if (vec) {
+#pragma unroll 4
                 for (gg_i64 q = tid; q < nv; q += nt) {
                     T a[N];
                     load16(src + q * N, a);
                     store16(dst + q * N, a);
                 }
             } else {
+#pragma unroll 4
                 for (gg_i64 c = tid; c < cols; c += nt) dst[c] = src[c];
             }
         }
