@@ -68,6 +68,18 @@ def train_opt(x, y, steps, start, optimizer, cu=lambda step: 1.0, first: int = 0
     return np.concatenate([p.numpy().ravel() for p in params])
 
 
+def torch_run(x, y, start, steps, first=0, wrap=lambda opt: opt):
+    """PyTorch style: leaf tensors, ``backward``, ``step`` of SGD with momentum (``wrap`` makes it
+    distributed); steps ``first .. steps-1``; the final weights."""
+    params = [gg.tensor(a, requires_grad=True) for a in start]
+    opt = wrap(gg.optimizers.SGD(params, lr=0.1, momentum=0.9))
+    for step in range(first, steps):
+        opt.zero_grad()
+        opt_loss(params, x, y, 1.0, step).backward()
+        opt.step()
+    return np.concatenate([p.numpy().ravel() for p in params])
+
+
 def fit_data():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((FIT_N, 3)).astype(np.float32)
@@ -138,6 +150,10 @@ def suite(outdir: str) -> None:
             opt.minimize(lambda p=params, s=step: opt_loss(p, xs, ys, float(u_used(r, s)), s), params)
         out[f"opt_{kind}"] = np.concatenate([p.numpy().ravel() for p in params])
         out[f"opt_{kind}_iterations"] = opt.iterations
+    # PyTorch style: .grad averaged before step(); different starts, so step 0 only broadcasts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["torch_style"] = torch_run(xs, ys, opt_init(shift=0.1 * r), 4, wrap=dist.DistributedOptimizer)
     # optimizer state: rank 1's slots and step count everywhere
     params = [gg.Variable(np.full(3, 1.0 + r))]
     opt = gg.optimizers.Adam(0.1)

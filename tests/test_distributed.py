@@ -149,6 +149,14 @@ def test_first_update_without_broadcast_is_replaced_by_one(suite):
     assert [bool(d["skip_warned"]) for d in ranks] == [True] + [False] * (n - 1)
 
 
+def test_pytorch_style_step(suite):
+    n, ranks, _ = suite
+    x, y = job.opt_data()
+    want = job.torch_run(x, y, job.opt_init(), 4, first=1)
+    for d in ranks:
+        np.testing.assert_allclose(d["torch_style"], want, rtol=1e-5, atol=1e-7)
+
+
 def test_fit_equals_one_process(suite):
     n, ranks, _ = suite
     gg.random.seed(job.FIT_SEED)
@@ -251,6 +259,25 @@ def test_distributed_optimizer_wraps_and_shares_state():
     model = gg.nn.Sequential([gg.nn.Dense(1)])
     model.compile(optimizer=dist.DistributedOptimizer("sgd"), loss="mse")
     assert type(model.optimizer).__name__ == "DistributedSGD"
+    assert not hasattr(opt, "step")  # Keras style: no PyTorch step() appears
+
+
+def test_distributed_optimizer_pytorch_style_world_of_one():
+    w = gg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    ref = gg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    opt = dist.DistributedOptimizer(gg.optimizers.SGD([w], lr=0.1, momentum=0.9))
+    plain = gg.optimizers.SGD([ref], lr=0.1, momentum=0.9)
+
+    def closure(p):
+        loss = gg.sum(p * p)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        for o, p in ((opt, w), (plain, ref)):
+            o.zero_grad()
+            assert float(o.step(lambda p=p: closure(p))) > 0
+    np.testing.assert_array_equal(w.numpy(), ref.numpy())
 
 
 def test_launcher_detection_and_mismatched_mpi(monkeypatch):

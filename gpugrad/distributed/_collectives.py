@@ -199,13 +199,25 @@ def barrier() -> None:
 # -- variables ------------------------------------------------------------------------------------
 
 
+def _is_parameter(t) -> bool:
+    """A Variable, or a leaf Tensor that requires grad (a PyTorch-style parameter)."""
+    return isinstance(t, Variable) or (isinstance(t, Tensor) and t._rg and t._node is None)
+
+
+def _set_value(p, arr) -> None:
+    if isinstance(p, Variable):
+        p.assign(arr)
+    else:  # a leaf Tensor: its array is replaced, as the PyTorch-style optimizers update it
+        p.data = arr.copy()
+
+
 def variables_of(variables, what: str) -> list[Variable]:
-    """A flat list of Variables from a Variable, a list/tuple/dict of them (nested), or an object
-    with ``.weights`` / ``.variables`` (a model or a layer)."""
+    """A flat list of Variables (or leaf Tensors that require grad) from one, a list/tuple/dict of
+    them (nested), or an object with ``.weights`` (a model or a layer)."""
     out: list[Variable] = []
 
     def visit(v):
-        if isinstance(v, Variable):
+        if _is_parameter(v):
             out.append(v)
         elif isinstance(v, dict):
             for k in v:
@@ -216,7 +228,9 @@ def variables_of(variables, what: str) -> list[Variable]:
         elif hasattr(v, "weights") and not isinstance(v, Tensor):
             visit(list(v.weights))
         else:
-            raise TypeError(f"{what}: expected Variables (or a model or layer), got {type(v).__name__}")
+            what_ = "a Tensor that is not a leaf requiring grad" if isinstance(v, Tensor) else type(v).__name__
+            raise TypeError(f"{what}: expected Variables, parameters (leaf Tensors requiring grad) or a model, "
+                            f"got {what_}")
 
     visit(variables)
     return out
@@ -269,7 +283,7 @@ def broadcast_variables(variables, root: int = 0) -> bool:
             changed |= not bool(xp.array_equal(mine, flat, equal_nan=True))
         off = 0
         for v in group:
-            v.assign(flat[off : off + v.size].reshape(v.shape))
+            _set_value(v, flat[off : off + v.size].reshape(v.shape))
             off += v.size
     for k in [k for k, r in _synced.items() if r() is None]:
         del _synced[k]
