@@ -129,6 +129,8 @@ def suite(outdir: str) -> None:
     out["gather"] = dist.all_gather(gg.constant(np.full((r + 1, 2), float(r), np.float32))).numpy()
     out["gather0d"] = dist.all_gather(gg.constant(float(r))).numpy()
     dist.barrier()
+    twice = gg.jit(lambda t: dist.all_reduce(t * 2.0))  # inside a compiled step: at every replay
+    out["jit_sum"] = np.stack([twice(gg.constant(np.full(2, float(r + k)))).numpy() for k in range(3)])
     v1, v2 = gg.Variable(np.full(3, float(r))), gg.Variable(np.full((2, 2), 10 + r, np.int64), trainable=False)
     out["bv_changed"] = dist.broadcast_variables([v1, {"b": v2}], root=1 % w)
     out["bv_v1"], out["bv_v2"] = v1.numpy(), v2.numpy()

@@ -85,6 +85,13 @@ def test_all_reduce(suite):
         assert d["half_sum"].dtype == np.float16
 
 
+def test_collective_in_compiled_step(suite):
+    n, ranks, _ = suite
+    want = [np.full(2, 2.0 * sum(r + k for r in range(n))) for k in range(3)]
+    for d in ranks:
+        np.testing.assert_array_equal(d["jit_sum"], want)
+
+
 def test_broadcast_and_all_gather(suite):
     n, ranks, _ = suite
     gathered = np.concatenate([np.full((r + 1, 2), float(r), np.float32) for r in range(n)])
@@ -239,6 +246,15 @@ def test_world_of_one():
 def test_bad_calls_raise(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_collectives_inside_compiled_steps_world_of_one():
+    step = gg.jit(lambda t: dist.all_reduce(t, op="mean") + dist.broadcast(t) + dist.all_gather(t))
+    for k in range(3):
+        np.testing.assert_array_equal(step(gg.constant([1.0 + k])).numpy(), [3.0 + 3 * k])
+    v = gg.Variable([1.0])
+    with pytest.raises(RuntimeError, match="inside a compiled step"):
+        gg.jit(lambda: dist.broadcast_variables([v]))()
 
 
 def test_distributed_optimizer_wraps_and_shares_state():
