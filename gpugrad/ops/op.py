@@ -261,6 +261,12 @@ def finish(cls, ts, out, params, name: str) -> Tensor:
             out = np.asarray(out)
         elif isinstance(out, Tensor) or not hasattr(out, "dtype"):
             raise TypeError(f"{name}: the forward must return one array, got {type(out).__name__}")
+        dev = backend.device_of(out)
+        if ts and dev != ts[0].device:
+            raise RuntimeError(
+                f"{name}: the forward returned an array on {dev} for inputs on {ts[0].device}; return it "
+                "on the inputs' device"
+            )
     bw = cls._node_backward
     if params or saved is not None:
         fn = bw
@@ -309,6 +315,11 @@ def check_grads(name: str, grads, inputs) -> tuple:
                 g = Tensor(g, dtype=x.dtype, device=x.device)
             if g.shape != x.shape:
                 g = _fit_shape(name, i, g, x)
+            if g.device != x.device:
+                raise RuntimeError(
+                    f"the backward of {name} returned the gradient of input {i} on {g.device}; the input is "
+                    f"on {x.device}"
+                )
         out.append(g)
     return tuple(out)
 
