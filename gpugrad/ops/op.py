@@ -63,7 +63,7 @@ class Context(tuple):
 
     @property
     def needs_input_grad(self) -> tuple:
-        return tuple(bool(m) for m in self[2])
+        return tuple(map(bool, self[2]))
 
     def __getattr__(self, name):
         # only reached for names that are not defined above: the keyword arguments of ``apply``
@@ -147,9 +147,18 @@ def _make_apply(cls):
                     check_devices(a, b, name)
                 out = _forward_other(cls, (da, db), params)
         else:
-            inputs = as_inputs(inputs, name)
+            if not n:
+                raise TypeError(f"{name}.apply needs at least one input")
+            for x in inputs:
+                if x.__class__ is not Tensor:
+                    inputs = as_inputs(inputs, name)
+                    break
             arrays = [t.data for t in inputs]
-            if arrays[0].__class__ is np.ndarray:
+            kind = arrays[0].__class__
+            for i, a in enumerate(arrays):
+                if a.__class__ is not kind:  # NumPy scalars pass; another device raises
+                    check_devices(inputs[0], inputs[i], name)
+            if kind is np.ndarray:
                 out = fcpu(*arrays, **params)
             else:
                 out = _forward_other(cls, arrays, params)
