@@ -150,7 +150,7 @@ def _make_apply(cls):
             if not n:
                 raise TypeError(f"{name}.apply needs at least one input")
             for x in inputs:
-                if x.__class__ is not Tensor:
+                if not isinstance(x, Tensor):
                     inputs = as_inputs(inputs, name)
                     break
             arrays = [t.data for t in inputs]
