@@ -69,8 +69,11 @@ template <typename G, typename T>
 __device__ __forceinline__ void bce_logits_fwd(const T* __restrict__ t, const T* __restrict__ z,
                                                T* __restrict__ loss, gg_i64 rows, gg_i64 cols) {
     row_means<G, T>(loss, rows, cols, [&](gg_i64 i) {
+        // softplus(z) - z t = w z + log1p(e^{-|z|}), w = 1 - t for z >= 0 and -t below: a zero
+        // weight adds 0 even at z = +-inf (no inf - inf, no 0 * inf)
         const T zv = z[i];
-        return g_max(zv, T(0)) - zv * t[i] + g_log1p(g_exp(-g_abs(zv)));
+        const T w = zv >= T(0) ? T(1) - t[i] : -t[i];
+        return (w != T(0) ? w * zv : T(0)) + g_log1p(g_exp(-g_abs(zv)));
     });
 }
 
