@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import autograd, cuda, distributed, losses, metrics, nn, optimizers, random, testing  # noqa: F401
+from . import autograd, callbacks, cuda, distributed, losses, metrics, nn, optimizers, random, testing  # noqa: F401
 from .backend import default_device, device, set_default_device
 from .custom import custom_gradient, custom_vjp
 from .functional import grad, hessian, hvp, jacobian, value_and_grad

@@ -246,13 +246,22 @@ def load_nvrtc() -> Any:
 
     CuPy finds libnvrtc itself in the usual layouts (the nvidia-cuda-nvrtc wheel, a CUDA toolkit).
     Where it does not, the library is looked for in the wheel directories of ``sys.path`` and in
-    ``$CUDA_PATH``/``$CUDA_HOME`` and loaded globally first, which CuPy then picks up. Raises
-    :class:`NvrtcUnavailable` when neither works.
+    ``$CUDA_PATH``/``$CUDA_HOME`` and loaded globally first, which CuPy then picks up. Without
+    CuPy, NVIDIA's own bindings (``cuda-bindings``) stand in, behind the same calls. Raises
+    :class:`NvrtcUnavailable` when none works.
     """
     try:
         from cupy.cuda import nvrtc  # noqa: PLC0415
     except Exception as exc:  # ImportError, or a broken CUDA install
-        raise NvrtcUnavailable(f"cupy.cuda.nvrtc cannot be imported: {exc}") from exc
+        try:
+            from . import _nvrtc_bindings  # noqa: PLC0415
+
+            return _nvrtc_bindings.load()
+        except Exception as exc2:
+            raise NvrtcUnavailable(
+                f"cupy.cuda.nvrtc cannot be imported ({exc}) and neither can cuda.bindings.nvrtc ({exc2}); "
+                "install cuda-bindings and nvidia-cuda-nvrtc (the test extra does), or CuPy"
+            ) from exc
     with _nvrtc_lock:
         try:
             nvrtc.getVersion()

@@ -160,8 +160,8 @@ def test_get_by_name_and_instance():
     assert isinstance(optimizers.get("adam"), optimizers.Adam)
     opt = optimizers.Adam(0.01)
     assert optimizers.get(opt) is opt
-    with pytest.raises(ValueError, match="adam, sgd"):
-        optimizers.get("rmsprop")
+    with pytest.raises(ValueError, match="adam, adamw, rmsprop, sgd"):
+        optimizers.get("nadam")
 
 
 def test_bad_arguments():

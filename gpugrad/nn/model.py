@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from .. import backend
+from .. import callbacks as _callbacks
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
@@ -27,6 +28,8 @@ from ..ops.creation import zeros
 from ..ops.reduce import mean
 from ..tape import GradientTape
 from ..tensor import DEFAULT_FLOAT, Tensor, Variable, is_float
+from . import progress as _progress
+from . import saving as _saving
 from .layers import InputLayer, _assign_host, unique_name
 
 _POSTFIX_EVERY = 0.1  # seconds between progress-bar readings of the running loss (each one syncs)
@@ -131,6 +134,10 @@ class Sequential:
         return [v for layer in self._layers for v in getattr(layer, "trainable_variables", ())]
 
     trainable_weights = trainable_variables
+
+    def parameters(self):
+        """PyTorch's spelling: an iterator over the trainable variables (for ``SGD(model.parameters(), lr=...)``)."""
+        return iter(self.trainable_variables)
 
     @property
     def non_trainable_variables(self) -> list[Variable]:
@@ -347,11 +354,12 @@ class Sequential:
         """Train for ``epochs`` passes over (x, y) in batches of ``batch_size`` (default 32).
 
         ``verbose``: 0 silent, 1 (or ``'auto'``) a progress bar per epoch with the running loss and
-        metrics (one line per epoch when tqdm is not installed), 2 one line per epoch.
+        metrics, sized to the terminal, then one line per epoch with everything; 2 (or 1 without
+        tqdm) that line only.
         ``validation_data=(x_val, y_val)`` (or ``validation_split``, the last fraction of the data)
-        adds ``val_`` entries to the returned :class:`History`. ``callbacks`` are objects with any of
-        ``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``; setting
-        ``model.stop_training = True`` ends training after the current epoch.
+        adds ``val_`` entries to the returned :class:`History`. ``callbacks``: ``gg.callbacks``
+        objects, or any objects with some of Keras' hooks (see :mod:`gpugrad.callbacks` for their
+        order); setting ``model.stop_training = True`` ends training after the current batch's epoch.
         """
         self._require_compiled("fit")
         verbose = _verbosity(verbose)
@@ -391,13 +399,20 @@ class Sequential:
         for cb in callbacks:
             if hasattr(cb, "set_model"):
                 cb.set_model(self)
-        _call(callbacks, "on_train_begin", {})
+            if hasattr(cb, "set_params"):
+                cb.set_params(dict(history.params))
+        batch_begin = [cb for cb in callbacks if _callbacks.overrides(cb, "on_train_batch_begin")]
+        batch_end = [cb for cb in callbacks if _callbacks.overrides(cb, "on_train_batch_end")]
         self.stop_training = False
-        make_bar = _progress_bar_factory() if verbose == 1 else None
+        _call(callbacks, "on_train_begin", {})
+        make_bar = _progress.factory() if verbose == 1 else None
         on_device = backend.device_of(xa) == dev and backend.device_of(ya) == dev
         xp_data = backend.get_array_module(xa)
+        logs: dict = {}
         train_step = self._train_step(tvars, optimizer, loss_fn)
         for epoch in range(initial_epoch, epochs):
+            if self.stop_training:
+                break
             _call(callbacks, "on_epoch_begin", epoch, {})
             t0 = time.perf_counter()
             if shuffle:
@@ -413,9 +428,12 @@ class Sequential:
                 m.reset_state()
             total = 0.0
             seen = 0
-            bar = make_bar(steps, f"Epoch {epoch + 1}/{epochs}") if make_bar is not None else None
+            desc = f"Epoch {epoch + 1}/{epochs}"
+            bar = make_bar(steps, desc) if make_bar is not None else None
             last = t0
-            for lo in range(0, n, batch_size):
+            for step, lo in enumerate(range(0, n, batch_size)):
+                if batch_begin:
+                    _call(batch_begin, "on_train_batch_begin", step, {})
                 xb, yb = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
                 scale = 1.0
                 if job is not None:
@@ -431,28 +449,31 @@ class Sequential:
                 seen += nb
                 for m in mets:
                     m.update_state(yt.data, pred.data)
+                if batch_end:  # running logs need a device read: only when someone asks for them
+                    _call(batch_end, "on_train_batch_end", step, self._logs(total, seen, mets))
                 if bar is not None:
                     now = time.perf_counter()
                     if now - last >= _POSTFIX_EVERY or lo + batch_size >= n:
                         last = now
-                        bar.set_postfix_str(_format(self._logs(total, seen, mets)), refresh=False)
+                        bar.show(_format(self._logs(total, seen, mets)))
                     bar.update(1)
+                if self.stop_training:
+                    break
             logs = self._logs(total, seen, mets)
             if job is not None:
                 logs = _dist.average_logs(job, logs, seen)
             if validation_data is not None:
+                _call(callbacks, "on_test_begin", {})
                 val = self._evaluate_arrays(vx, vy, batch_size, dev)
+                _call(callbacks, "on_test_end", dict(val))
                 logs.update({f"val_{k}": v for k, v in val.items()})
-            history._append(epoch, logs)
             if bar is not None:
-                bar.set_postfix_str(_format(logs), refresh=False)
                 bar.close()
-            elif verbose:
-                _print_line(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - t0:.2f}s - {_format(logs)}")
-            _call(callbacks, "on_epoch_end", epoch, logs)
-            if self.stop_training:
-                break
-        _call(callbacks, "on_train_end", history.history)
+            if verbose:
+                _print_line(f"{desc} - {step + 1}/{steps} - {time.perf_counter() - t0:.2f}s - {_format(logs)}")
+            _call(callbacks, "on_epoch_end", epoch, logs)  # callbacks may add entries (learning_rate)
+            history._append(epoch, dict(logs))
+        _call(callbacks, "on_train_end", dict(logs))
         return history
 
     @staticmethod
@@ -562,6 +583,33 @@ class Sequential:
                 x = layer(x)
                 shapes.append((None, *x.shape[1:]))
         return shapes
+
+    # -- whole-model files --------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        """The architecture: the name, the input (shape and dtype, when known) and each layer's
+        class and config. ``Sequential.from_config(config)`` rebuilds it (with fresh weights)."""
+        config = {"name": self.name, "layers": [_saving.layer_config(layer) for layer in self._layers]}
+        if self._input_layer is not None:
+            config["input"] = self._input_layer.get_config()
+        elif self._input_spec is not None:
+            shape, dtype, _ = self._input_spec
+            config["input"] = {"shape": list(shape), "dtype": str(np.dtype(dtype))}
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None) -> Sequential:
+        model = cls(name=config.get("name"))
+        inp = config.get("input")
+        if inp is not None:
+            model.add(InputLayer(shape=inp["shape"], dtype=inp.get("dtype"), name=inp.get("name")))
+        for spec in config["layers"]:
+            model.add(_saving.layer_from_config(spec, custom_objects))
+        return model
+
+    def save(self, filepath) -> None:
+        """Write the architecture, compile settings and weights to one file, at exactly ``filepath``
+        (see :func:`gpugrad.nn.load_model`)."""
+        _saving.save_model(self, filepath)
 
     def save_weights(self, filepath) -> None:
         """Write every weight as a host array to exactly ``filepath`` (NumPy's ``.npz`` format,
@@ -740,16 +788,3 @@ def _call(callbacks, hook, *args) -> None:
         fn = getattr(cb, hook, None)
         if fn is not None:
             fn(*args)
-
-
-def _progress_bar_factory():
-    """``make(total, desc)`` giving a tqdm bar (terminal or notebook), or None without tqdm."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-
-    def make(total, desc):
-        return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
-
-    return make
