@@ -108,3 +108,25 @@ def test_layer_configs_round_trip():
         config = layer.get_config()
         clone = type(layer).from_config(config)
         assert clone.get_config() == config
+
+
+def test_dropout_draws_a_new_mask_in_every_compiled_call():
+    layer = Dropout(0.5, seed=2)
+    step = gg.jit(lambda x: layer(x, training=True))
+    x = gg.ones((16, 16))
+    a, b = step(x).numpy(), step(x).numpy()
+    assert step.trace_count == 1 and not np.array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 2.0}
+
+
+def test_fit_with_dropout_and_jit_compile_matches_eager(rng):
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+
+    def train(jit):
+        gg.manual_seed(1)
+        model = Sequential([Input((4,)), Dense(8, activation="relu"), Dropout(0.5, seed=3), Dense(2)])
+        model.compile(optimizer="adam", loss=gg.losses.SparseCategoricalCrossentropy(True), jit_compile=jit)
+        return model.fit(x, y, epochs=3, batch_size=16, shuffle=False, verbose=0).history["loss"]
+
+    np.testing.assert_allclose(train(True), train(False), rtol=1e-5)
