@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SMI_FIELDS = ("name", "driver_version", "memory.total", "clocks.max.sm", "clocks.max.mem", "power.limit")
+SMI_FIELDS = ("name", "driver_version", "memory.total")
+#: asked for separately, so that a field an older nvidia-smi lacks cannot hide the driver version
+SMI_EXTRA_FIELDS = ("clocks.max.sm", "clocks.max.memory", "power.limit")
 
 
 def _run(cmd: list[str], timeout: float = 15) -> str | None:
@@ -29,13 +31,18 @@ def _run(cmd: list[str], timeout: float = 15) -> str | None:
         return None
 
 
+def _smi(fields: tuple[str, ...]) -> dict[str, str]:
+    text = _run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader"])
+    if not text:
+        return {}
+    values = [v.strip() for v in text.splitlines()[0].split(",")]
+    return dict(zip(fields, values, strict=False))
+
+
 def nvidia_smi() -> dict[str, str] | None:
     """The first GPU's ``nvidia-smi --query-gpu`` fields, or None where nvidia-smi does not answer."""
-    text = _run(["nvidia-smi", f"--query-gpu={','.join(SMI_FIELDS)}", "--format=csv,noheader"])
-    if not text:
-        return None
-    values = [v.strip() for v in text.splitlines()[0].split(",")]
-    return dict(zip(SMI_FIELDS, values, strict=False))
+    main = _smi(SMI_FIELDS)
+    return {**main, **_smi(SMI_EXTRA_FIELDS)} if main else None
 
 
 def cuda_version(v: int) -> str:
@@ -81,6 +88,7 @@ def cuda_info() -> dict[str, Any]:
             "memory_bytes": int(props["totalGlobalMem"]),
             "cuda_runtime": cuda_version(rt.runtimeGetVersion()),
             "cuda_driver_api": cuda_version(rt.driverGetVersion()),
+            "nvrtc": ".".join(map(str, cp.cuda.nvrtc.getVersion())),
         }
     except Exception as exc:  # noqa: BLE001 - CuPy missing, no driver, no device: all mean "no GPU"
         return {"error": f"{type(exc).__name__}: {exc}"}

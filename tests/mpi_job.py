@@ -138,6 +138,14 @@ def suite(outdir: str) -> None:
             opt.minimize(lambda p=params, s=step: opt_loss(p, xs, ys, float(u_used(r, s)), s), params)
         out[f"opt_{kind}"] = np.concatenate([p.numpy().ravel() for p in params])
         out[f"opt_{kind}_iterations"] = opt.iterations
+    # optimizer state: rank 1's slots and step count everywhere
+    params = [gg.Variable(np.full(3, 1.0 + r))]
+    opt = gg.optimizers.Adam(0.1)
+    for _ in range(r + 1):
+        opt.minimize(lambda p=params: gg.sum(gg.square(p[0])), params)
+    dist.broadcast_optimizer_state(opt, root=1 % w)
+    out["state_iterations"] = opt.iterations
+    out["state_slots"] = np.concatenate([np.asarray(a).ravel() for a in opt.variables()])
     # without an explicit broadcast: the first update is replaced by one (with a warning on rank 0)
     params = [gg.Variable(a) for a in opt_init(shift=0.1 * r)]
     opt = dist.DistributedOptimizer("sgd")

@@ -103,6 +103,18 @@ def test_broadcast_variables(suite):
         assert d["bv_v2"].dtype == np.int64
 
 
+def test_broadcast_optimizer_state(suite):
+    n, ranks, _ = suite
+    params = [gg.Variable(np.full(3, 2.0))]  # rank 1's run: its start, two updates
+    opt = gg.optimizers.Adam(0.1)
+    for _ in range(2):
+        opt.minimize(lambda: gg.sum(gg.square(params[0])), params)
+    want = np.concatenate([np.asarray(a).ravel() for a in opt.variables()])
+    for d in ranks:
+        assert int(d["state_iterations"]) == 2
+        np.testing.assert_allclose(d["state_slots"], want, rtol=1e-6)
+
+
 def test_mismatched_calls_raise_on_every_rank(suite):
     n, ranks, _ = suite
     for d in ranks:

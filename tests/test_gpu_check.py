@@ -17,6 +17,7 @@ import pytest
 
 from bench import bench_kernels as BK
 from bench import gpu_check as GC
+from bench import gpu_env
 from bench import gpu_steps as GS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,3 +227,20 @@ def test_smoke_check_fails_on_a_wrong_op(monkeypatch):
     monkeypatch.setattr(GS, "_gg_ops", lambda: {**ops, "softmax": lambda x: gg.softmax(x * 1.0001)})
     bad = GS.check_op("softmax", (3, 33), "float32", "cpu")
     assert not bad["ok"]
+
+
+def test_driver_version_from_nvidia_smi(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in *driver_version*) echo "NVIDIA H100 80GB HBM3, 580.159.04, 81559 MiB" ;;\n'
+        "*) echo 'Field is not a valid field to query.' >&2; exit 2 ;; esac\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    smi = gpu_env.nvidia_smi()
+    assert smi == {"name": "NVIDIA H100 80GB HBM3", "driver_version": "580.159.04", "memory.total": "81559 MiB"}
+    env = gpu_env.environment(gpu=False)
+    assert env["driver_version"] == "580.159.04" and env["device"] == "NVIDIA H100 80GB HBM3"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert gpu_env.nvidia_smi() is None

@@ -14,7 +14,14 @@ world of one and no MPI is needed. Environment: ``GPUGRAD_DIST_CHECK=0|1|2`` set
 ranks' calls are compared before each collective (see :func:`all_reduce`).
 """
 
-from ._collectives import all_gather, all_reduce, barrier, broadcast, broadcast_variables
+from ._collectives import (
+    all_gather,
+    all_reduce,
+    barrier,
+    broadcast,
+    broadcast_optimizer_state,
+    broadcast_variables,
+)
 from ._world import World, init, is_initialized, launched, local_rank, local_size, rank, world_size
 from .optimizer import DistributedOptimizer
 
@@ -25,6 +32,7 @@ __all__ = [
     "all_reduce",
     "barrier",
     "broadcast",
+    "broadcast_optimizer_state",
     "broadcast_variables",
     "init",
     "is_initialized",

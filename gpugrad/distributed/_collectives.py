@@ -278,3 +278,29 @@ def broadcast_variables(variables, root: int = 0) -> bool:
     flag = np.array([int(changed)], np.int32)
     allreduce_(w, flag, "max")
     return bool(flag[0])
+
+
+def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
+    """Give every rank rank ``root``'s optimizer state: its step count and its slot arrays
+    (momenta, moments), written in place; after restoring a checkpoint on one rank, for example.
+    Every rank's optimizer must already hold slots of the same shapes (made by a first update)."""
+    w = world()
+    root = _check_root(w, root, "broadcast_optimizer_state")
+    if w.size == 1:
+        return
+    slots = [a.data if isinstance(a, Tensor) else a for a in optimizer.variables()]
+    first = slots[0] if slots else np.empty(0, np.float32)
+    layout = ";".join(f"{tuple(a.shape)}:{a.dtype.str}:{backend.device_of(a).split(':')[0]}" for a in slots)
+    agree(w, "broadcast_variables", root, first, shape=(len(slots), sum(int(a.size) for a in slots)), layout=layout)
+    for idx in groups_by_array(slots).values():
+        xp = backend.get_array_module(slots[idx[0]])
+        flat = xp.concatenate([slots[i].reshape(-1) for i in idx])
+        bcast_(w, flat, root)
+        off = 0
+        for i in idx:
+            a = slots[i]
+            a[...] = flat[off : off + a.size].reshape(a.shape)
+            off += a.size
+    step = np.array([optimizer.iterations], np.int64)
+    bcast_(w, step, root)
+    optimizer.iterations = int(step[0])

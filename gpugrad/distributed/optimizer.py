@@ -162,8 +162,8 @@ class DistributedOptimizer(Optimizer):
         for a, v in zip(arrays, variables):
             if a is not None and tuple(a.shape) != tuple(v.shape):
                 raise ValueError(
-                    f"apply_gradients: gradient of shape {tuple(a.shape)} for variable {v.name or ''} "
-                    f"of shape {tuple(v.shape)}"
+                    f"apply_gradients: gradient of shape {tuple(a.shape)} for variable "
+                    f"{getattr(v, 'name', None) or ''} of shape {tuple(v.shape)}"
                 )
         w = world()
         key = tuple((id(v), v.shape, v.dtype, v.device) for v in variables)

@@ -45,11 +45,11 @@ class Sigmoid(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().sigmoid_fwd(x)
+        return _K(x).sigmoid_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
-        return (SigmoidGrad.apply(ctx.output, g),)
+        return (SigmoidGrad._apply2(ctx.output, g),)
 
 
 class SigmoidGrad(KernelOp):
@@ -64,13 +64,13 @@ class SigmoidGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy):
-        return _K().sigmoid_bwd(y, gy)
+        return _K(y).sigmoid_bwd(y, gy)
 
     @staticmethod
     def backward(ctx, g):
         y, gy = ctx.inputs
         need = ctx.needs_input_grad
-        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad.apply(y, g) if need[1] else None)
+        return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad._apply2(y, g) if need[1] else None)
 
 
 class Tanh(KernelOp):
@@ -80,11 +80,11 @@ class Tanh(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().tanh_fwd(x)
+        return _K(x).tanh_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
-        return (TanhGrad.apply(ctx.output, g),)
+        return (TanhGrad._apply2(ctx.output, g),)
 
 
 class TanhGrad(KernelOp):
@@ -98,13 +98,13 @@ class TanhGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy):
-        return _K().tanh_bwd(y, gy)
+        return _K(y).tanh_bwd(y, gy)
 
     @staticmethod
     def backward(ctx, g):
         y, gy = ctx.inputs
         need = ctx.needs_input_grad
-        return (-2.0 * g * gy * y if need[0] else None, TanhGrad.apply(y, g) if need[1] else None)
+        return (-2.0 * g * gy * y if need[0] else None, TanhGrad._apply2(y, g) if need[1] else None)
 
 
 class ReLU(KernelOp):
@@ -114,11 +114,11 @@ class ReLU(KernelOp):
 
     @staticmethod
     def forward_gpu(x):
-        return _K().relu_fwd(x)
+        return _K(x).relu_fwd(x)
 
     @staticmethod
     def backward(ctx, g):
-        return (ReLUGrad.apply(ctx.inputs[0], g),)
+        return (ReLUGrad._apply2(ctx.inputs[0], g),)
 
 
 class ReLUGrad(KernelOp):
@@ -130,36 +130,36 @@ class ReLUGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(x, gy):
-        return _K().relu_bwd(x, gy)
+        return _K(x).relu_bwd(x, gy)
 
     @staticmethod
     def backward(ctx, g):
         x = ctx.inputs[0]
-        return (None, ReLUGrad.apply(x, g) if ctx.needs_input_grad[1] else None)
+        return (None, ReLUGrad._apply2(x, g) if ctx.needs_input_grad[1] else None)
 
 
 def sigmoid(x) -> Tensor:
     """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
     taken as float32)."""
-    return Sigmoid.apply(to_float(unary(x, "sigmoid")))
+    return Sigmoid._apply1(to_float(unary(x, "sigmoid")))
 
 
 def sigmoid_grad(y, gy) -> Tensor:
-    return SigmoidGrad.apply(y, gy)
+    return SigmoidGrad._apply2(y, gy)
 
 
 def tanh(x) -> Tensor:
-    return Tanh.apply(to_float(unary(x, "tanh")))
+    return Tanh._apply1(to_float(unary(x, "tanh")))
 
 
 def tanh_grad(y, gy) -> Tensor:
-    return TanhGrad.apply(y, gy)
+    return TanhGrad._apply2(y, gy)
 
 
 def relu(x) -> Tensor:
     """max(x, 0), with relu'(0) = 0."""
-    return ReLU.apply(x)
+    return ReLU._apply1(x)
 
 
 def relu_grad(x, gy) -> Tensor:
-    return ReLUGrad.apply(x, gy)
+    return ReLUGrad._apply2(x, gy)

@@ -15,29 +15,13 @@ SCALARS = (int, float)
 USE_KERNELS = os.environ.get("GPUGRAD_KERNELS", "1") != "0"
 
 
-def on_gpu(d) -> bool:
-    return type(d) is not np.ndarray and not isinstance(d, np.generic) and backend.is_cupy_array(d)
-
-
-def kernels_for(d):
-    """The kernel module when ``d`` is a float32/float64 CuPy array and kernels are on, else None.
-
-    Everything else (NumPy arrays, other dtypes, ``GPUGRAD_KERNELS=0``) takes the generic array
-    path, which runs on NumPy and CuPy alike.
-    """
-    if type(d) is np.ndarray or not USE_KERNELS or not on_gpu(d) or d.dtype.char not in "fd":
-        return None
+def kernel_module(d):
+    """:mod:`gpugrad.kernels` for CuPy array ``d`` (imported on first use: the ops reach it only
+    with CuPy arrays); seen through the trace when ``d`` is traced by ``gg.jit``."""
     from .. import kernels
 
-    trace = getattr(d, "gg_trace", None)  # an array traced by gg.jit: kernel calls are recorded
+    trace = getattr(d, "gg_trace", None)
     return kernels if trace is None else trace.kernels(kernels)
-
-
-def kernel_module():
-    """:mod:`gpugrad.kernels` (imported on first use: the ops reach it only with CuPy arrays)."""
-    from .. import kernels
-
-    return kernels
 
 
 def check_devices(a: Tensor, b: Tensor, op: str) -> None:

@@ -151,13 +151,13 @@ def _fused_loss(name, forward, grad, kfwd, kbwd, empty=float("nan")):
         "__doc__": f"The per-row {name} loss of (pred, target), fused; the second output of kfwd is saved.",
         "residual": True,
         "forward_cpu": staticmethod(lambda p, t: kfwd(array_kernels, _like(t, p), p)),
-        "forward_gpu": staticmethod(lambda p, t: kfwd(_K(), _like(t, p), p)),
+        "forward_gpu": staticmethod(lambda p, t: kfwd(_K(p), _like(t, p), p)),
         "backward": staticmethod(loss_backward),
     })
     grad_op = type(name + "_grad", (KernelOp,), {
         "__doc__": f"d {name} / d pred, weighted by the per-row upstream gradient g; fused.",
         "forward_cpu": staticmethod(lambda p, t, g, saved: kbwd(array_kernels, _like(t, p), p, _g(g, p), saved)),
-        "forward_gpu": staticmethod(lambda p, t, g, saved: kbwd(_K(), _like(t, p), p, _g(g, p), saved)),
+        "forward_gpu": staticmethod(lambda p, t, g, saved: kbwd(_K(p), _like(t, p), p, _g(g, p), saved)),
         "backward": staticmethod(grad_backward),
     })
     loss_op.empty = empty  # each row's loss over an empty last axis: nan for a mean, 0 for a sum

@@ -36,6 +36,8 @@ Keyword arguments of ``apply`` are passed to both forwards and read in the backw
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 from .. import backend
@@ -46,30 +48,32 @@ from .base import USE_KERNELS, check_devices
 __all__ = ["Op", "KernelOp", "Context"]
 
 
-class Context:
+class Context(tuple):
     """What an op's ``backward`` sees: ``inputs`` (Tensors), ``output`` (the Tensor the op made),
     ``needs_input_grad`` (one bool per input), keyword arguments of ``apply`` as attributes and,
-    for ops with ``residual = True``, ``residual``."""
+    for ops with ``residual = True``, ``residual``. (A tuple underneath: made once per backward
+    step of every op, so it is made in C.)"""
 
-    __slots__ = ("inputs", "output", "_need", "params", "residual")
-
-    def __init__(self, inputs, output, need, params, residual):
-        self.inputs = inputs
-        self.output = output
-        self._need = need
-        self.params = params
-        self.residual = residual
+    __slots__ = ()
+    inputs = property(itemgetter(0))
+    output = property(itemgetter(1))
+    _need = property(itemgetter(2))
+    params = property(itemgetter(3))
+    residual = property(itemgetter(4))
 
     @property
     def needs_input_grad(self) -> tuple:
-        return tuple(bool(m) for m in self._need)
+        return tuple(bool(m) for m in self[2])
 
     def __getattr__(self, name):
-        # only reached for names that are not slots: the keyword arguments of ``apply``
-        params = object.__getattribute__(self, "params")
+        # only reached for names that are not defined above: the keyword arguments of ``apply``
+        params = self[3]
         if params and name in params:
             return params[name]
         raise AttributeError(f"the backward context has no attribute {name!r}")
+
+
+_ctx = tuple.__new__
 
 
 class Op:
@@ -97,7 +101,11 @@ class Op:
             if not callable(getattr(cls, need, None)):
                 raise TypeError(f"{cls.__name__}: a gg.Op subclass must define the static method {need}")
         cls._node_backward = staticmethod(_node_backward(cls))
-        cls.apply = staticmethod(_make_apply(cls))
+        # ``apply``, and two entries without keywords for the hot paths of the built-in ops
+        apply, apply1, apply2 = _make_apply(cls)
+        cls.apply = staticmethod(apply)
+        cls._apply1 = staticmethod(apply1)
+        cls._apply2 = staticmethod(apply2)
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
@@ -115,7 +123,8 @@ def _make_apply(cls):
     plain = not (cls.residual or cls.check_grads)
 
     def apply(*inputs, **params) -> Tensor:
-        if len(inputs) == 1:
+        n = len(inputs)
+        if n == 1:
             x = inputs[0]
             if not isinstance(x, Tensor):
                 inputs = as_inputs(inputs, name)
@@ -125,30 +134,63 @@ def _make_apply(cls):
                 out = fcpu(d, **params) if params else fcpu(d)
             else:
                 out = _forward_other(cls, (d,), params)
+        elif n == 2:  # the backward ops: (output or input, upstream gradient)
+            a, b = inputs
+            if not (isinstance(a, Tensor) and isinstance(b, Tensor)):
+                inputs = as_inputs(inputs, name)
+                a, b = inputs
+            da, db = a.data, b.data
+            if da.__class__ is np.ndarray and db.__class__ is np.ndarray:
+                out = fcpu(da, db, **params) if params else fcpu(da, db)
+            else:
+                if da.__class__ is not db.__class__:  # NumPy scalars pass; another device raises
+                    check_devices(a, b, name)
+                out = _forward_other(cls, (da, db), params)
         else:
-            for x in inputs:
-                if not isinstance(x, Tensor):
-                    inputs = as_inputs(inputs, name)
-                    break
-            if not inputs:
-                raise TypeError(f"{name}.apply needs at least one input")
+            inputs = as_inputs(inputs, name)
             arrays = [t.data for t in inputs]
-            d = arrays[0]
-            kind = d.__class__
-            for i, a in enumerate(arrays):
-                if a.__class__ is not kind:  # NumPy scalars and subclasses pass; another device raises
-                    check_devices(inputs[0], inputs[i], name)
-            if kind is np.ndarray:
+            if arrays[0].__class__ is np.ndarray:
                 out = fcpu(*arrays, **params)
             else:
                 out = _forward_other(cls, arrays, params)
-        if plain and not params:
-            return record(out, inputs, node_backward, name)
+        if plain:
+            if not params:
+                return record(out, inputs, node_backward, name)
+
+            def bw(g, o, need):
+                return node_backward(g, o, need, params)
+
+            return record(out, inputs, bw, name)
         return finish(cls, inputs, out, params, name)
+
+    def apply1(x) -> Tensor:
+        # ``apply`` of one Tensor and no keywords: the entry of the built-in activations
+        if x.__class__ is not Tensor:
+            return apply(x)
+        d = x.data
+        out = fcpu(d) if d.__class__ is np.ndarray else _forward_other(cls, (d,), {})
+        if plain:
+            return record(out, (x,), node_backward, name)
+        return finish(cls, (x,), out, {}, name)
+
+    def apply2(a, b) -> Tensor:
+        # ``apply`` of two Tensors and no keywords: the entry of the built-in backward ops
+        if a.__class__ is not Tensor or b.__class__ is not Tensor:
+            return apply(a, b)
+        da, db = a.data, b.data
+        if da.__class__ is np.ndarray and db.__class__ is np.ndarray:
+            out = fcpu(da, db)
+        else:
+            if da.__class__ is not db.__class__:
+                check_devices(a, b, name)
+            out = _forward_other(cls, (da, db), {})
+        if plain:
+            return record(out, (a, b), node_backward, name)
+        return finish(cls, (a, b), out, {}, name)
 
     apply.__doc__ = f"{name}(*inputs): run the forward on the inputs' arrays and record it."
     apply.__qualname__ = f"{cls.__qualname__}.apply"
-    return apply
+    return apply, apply1, apply2
 
 
 def _forward_other(cls, arrays, params):
@@ -188,6 +230,8 @@ def _gpu_ok(cls, d) -> bool:
 
 def as_inputs(inputs, name: str) -> tuple:
     """Every input as a Tensor on one device: numbers and arrays follow the first Tensor."""
+    if not inputs:
+        raise TypeError(f"{name}.apply needs at least one input")
     like = next((x for x in inputs if isinstance(x, Tensor)), None)
     out = []
     for x in inputs:
@@ -235,7 +279,7 @@ def _node_backward(cls):
 
     def node_backward(g, out, need, params=None, saved=None):
         inputs = out._node.inputs
-        grads = backward(Context(inputs, out, need, params, saved), g)
+        grads = backward(_ctx(Context, (inputs, out, need, params, saved)), g)
         return check_grads(name, grads, inputs) if check else grads
 
     return node_backward

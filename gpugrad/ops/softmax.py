@@ -62,7 +62,7 @@ class Softmax(KernelOp):
 
     @staticmethod
     def forward_gpu(x, axis):
-        return _last(_K().softmax_fwd, x, axis)
+        return _last(_K(x).softmax_fwd, x, axis)
 
     @staticmethod
     def backward(ctx, g):
@@ -79,7 +79,7 @@ class SoftmaxGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy, axis):
-        return _last(_K().softmax_bwd, y, axis, gy)
+        return _last(_K(y).softmax_bwd, y, axis, gy)
 
     @staticmethod
     def backward(ctx, G):
@@ -106,7 +106,7 @@ class LogSoftmax(KernelOp):
 
     @staticmethod
     def forward_gpu(x, axis):
-        return _last(_K().log_softmax_fwd, x, axis)
+        return _last(_K(x).log_softmax_fwd, x, axis)
 
     @staticmethod
     def backward(ctx, g):
@@ -123,7 +123,7 @@ class LogSoftmaxGrad(KernelOp):
 
     @staticmethod
     def forward_gpu(y, gy, axis):
-        return _last(_K().log_softmax_bwd, y, axis, gy)
+        return _last(_K(y).log_softmax_bwd, y, axis, gy)
 
     @staticmethod
     def backward(ctx, G):
