@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from . import autograd, callbacks, cuda, distributed, losses, metrics, nn, optimizers, random, testing  # noqa: F401
+from . import autograd, callbacks, cuda, distributed, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401,E501
 from .backend import default_device, device, set_default_device
 from .custom import custom_gradient, custom_vjp
-from .functional import grad, hessian, hvp, jacobian, value_and_grad
+from .functional import (
+    grad,
+    hessian,
+    hvp,
+    jacfwd,
+    jacobian,
+    jacrev,
+    jvp,
+    stop_gradient,
+    value_and_grad,
+    vjp,
+)
 from .graph import enable_grad, no_grad
 from .jit import TracingError, jit
 from .ops import (

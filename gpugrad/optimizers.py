@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-from . import backend, schedules
+from . import backend, schedules, tree
 from .tape import GradientTape
 from .tensor import Tensor, Variable
 
@@ -120,11 +120,12 @@ class Optimizer:
         Returns :attr:`iterations` after the update.
         """
         pairs = []
-        for g, v in grads_and_vars:
+        for g, v in _leaf_pairs(grads_and_vars):
             if g is None:
                 continue
             if not isinstance(v, Variable):
-                raise TypeError(f"apply_gradients: expected Variables to update, got {type(v).__name__}")
+                hint = " (zip over two dicts pairs their keys: pass [(grads, variables)])" if isinstance(v, str) else ""
+                raise TypeError(f"apply_gradients: expected Variables to update, got {type(v).__name__}{hint}")
             gd = g.data if isinstance(g, Tensor) else g
             if gd.shape != v.data.shape:
                 raise ValueError(
@@ -208,7 +209,7 @@ class Optimizer:
         Returns the loss value."""
         if callable(var_list):
             var_list = var_list()
-        var_list = list(var_list)
+        var_list = tree.flat(var_list if isinstance(var_list, (Tensor, dict, list, tuple)) else list(var_list))[0]
         if callable(loss):
             with GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(var_list)
@@ -254,6 +255,18 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+def _leaf_pairs(grads_and_vars):
+    """``(gradient, Variable)`` pairs; a pair of two pytrees of one structure (say two dicts keyed
+    alike) gives one pair per leaf."""
+    for g, v in grads_and_vars:
+        if isinstance(v, (dict, list, tuple)):
+            vs, vdef = tree.flat(v)
+            gs = [None] * len(vs) if g is None else tree.flat_like(vdef, g, "apply_gradients: the gradients")
+            yield from zip(gs, vs)
+        else:
+            yield g, v
 
 
 def _zeros_like(v: Variable) -> Variable:

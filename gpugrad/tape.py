@@ -6,41 +6,15 @@ import contextlib
 
 import numpy as np
 
-from . import backend, graph
+from . import backend, graph, tree
 from .graph import EMPTY, STATE, composed_vjp  # noqa: F401  (composed_vjp: re-exported)
 from .tensor import Tensor, Variable, is_float
 
 
 def flatten(struct):
-    """Leaves of a nested list/tuple/dict, and a function that rebuilds the structure."""
-    if isinstance(struct, Tensor):
-        return [struct], _first
-    if type(struct) is list and all(isinstance(s, Tensor) for s in struct):
-        return list(struct), list
-    leaves = []
-
-    def visit(s):
-        if isinstance(s, (list, tuple)):
-            parts = [visit(x) for x in s]
-            return lambda it: type(s)(p(it) for p in parts) if not _is_namedtuple(s) else type(s)(
-                *(p(it) for p in parts)
-            )
-        if isinstance(s, dict):
-            parts = {k: visit(v) for k, v in s.items()}
-            return lambda it: {k: p(it) for k, p in parts.items()}
-        leaves.append(s)
-        return lambda it: next(it)
-
-    build = visit(struct)
-    return leaves, lambda values: build(iter(values))
-
-
-def _first(values):
-    return values[0]
-
-
-def _is_namedtuple(s):
-    return isinstance(s, tuple) and hasattr(s, "_fields")
+    """Leaves of a pytree (JAX's order: dict keys sorted) and a function that rebuilds the structure."""
+    leaves, treedef = tree.flat(struct)
+    return leaves, treedef.unflatten
 
 
 class GradientTape:
@@ -107,6 +81,8 @@ class GradientTape:
     def watch(self, tensor) -> None:
         """Record operations on ``tensor`` (a Tensor, or a nested list of them) from now on."""
         leaves, _ = flatten(tensor)
+        if tensor is None:
+            raise TypeError("GradientTape.watch takes Tensors, got None")
         for t in leaves:
             if not isinstance(t, Tensor):
                 raise TypeError(f"GradientTape.watch takes Tensors, got {type(t).__name__}")
@@ -189,7 +165,8 @@ class GradientTape:
             raise ValueError(
                 f"unconnected_gradients must be 'none' or 'zero', got {unconnected_gradients!r}"
             )
-        targets, _ = flatten(target)
+        # None is a leaf here (an empty subtree elsewhere): a loss function without `return` gives it
+        targets, tdef = tree.flat(target, none_is_leaf=True)
         for t in targets:
             if not isinstance(t, (Tensor, int, float, np.ndarray, np.generic)) or isinstance(t, complex):
                 raise TypeError(
@@ -197,7 +174,7 @@ class GradientTape:
                     "not a Tensor" + (" (does the loss function return its value?)" if t is None else "")
                 )
         src_leaves, rebuild = flatten(sources)
-        seeds = _seeds(targets, output_gradients)
+        seeds = _seeds(targets, output_gradients, tdef)
         pairs = [(t, s) for t, s in zip(targets, seeds) if isinstance(t, Tensor)]
         grads = self._run([p[0] for p in pairs], [p[1] for p in pairs], src_leaves, self._persistent)
         if unconnected_gradients == "zero":
@@ -259,12 +236,13 @@ def _ones(t):
     return Tensor._make(xp.ones(t.data.shape, dtype=t.data.dtype))
 
 
-def _seeds(targets, output_gradients):
+def _seeds(targets, output_gradients, tdef):
     if output_gradients is None:
         return [_ones(t) if isinstance(t, Tensor) else None for t in targets]
-    og, _ = flatten(output_gradients)
-    if len(og) != len(targets):
-        raise ValueError(f"output_gradients has {len(og)} entries for {len(targets)} targets")
+    og = output_gradients
+    if tdef is tree.LEAF and type(og) in (list, tuple) and len(og) == 1:
+        og = og[0]  # one target and [its gradient], as TensorFlow accepts
+    og = tree.flat_like(tdef, og, "output_gradients")
     out = []
     for t, g in zip(targets, og):
         if g is None:
