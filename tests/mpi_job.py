@@ -68,6 +68,18 @@ def train_opt(x, y, steps, start, optimizer, cu=lambda step: 1.0, first: int = 0
     return np.concatenate([p.numpy().ravel() for p in params])
 
 
+def torch_run(x, y, start, steps, first=0, wrap=lambda opt: opt):
+    """PyTorch style: leaf tensors, ``backward``, ``step`` of SGD with momentum (``wrap`` makes it
+    distributed); steps ``first .. steps-1``; the final weights."""
+    params = [gg.tensor(a, requires_grad=True) for a in start]
+    opt = wrap(gg.optimizers.SGD(params, lr=0.1, momentum=0.9))
+    for step in range(first, steps):
+        opt.zero_grad()
+        opt_loss(params, x, y, 1.0, step).backward()
+        opt.step()
+    return np.concatenate([p.numpy().ravel() for p in params])
+
+
 def fit_data():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((FIT_N, 3)).astype(np.float32)
@@ -117,6 +129,8 @@ def suite(outdir: str) -> None:
     out["gather"] = dist.all_gather(gg.constant(np.full((r + 1, 2), float(r), np.float32))).numpy()
     out["gather0d"] = dist.all_gather(gg.constant(float(r))).numpy()
     dist.barrier()
+    twice = gg.jit(lambda t: dist.all_reduce(t * 2.0))  # inside a compiled step: at every replay
+    out["jit_sum"] = np.stack([twice(gg.constant(np.full(2, float(r + k)))).numpy() for k in range(3)])
     v1, v2 = gg.Variable(np.full(3, float(r))), gg.Variable(np.full((2, 2), 10 + r, np.int64), trainable=False)
     out["bv_changed"] = dist.broadcast_variables([v1, {"b": v2}], root=1 % w)
     out["bv_v1"], out["bv_v2"] = v1.numpy(), v2.numpy()
@@ -138,6 +152,10 @@ def suite(outdir: str) -> None:
             opt.minimize(lambda p=params, s=step: opt_loss(p, xs, ys, float(u_used(r, s)), s), params)
         out[f"opt_{kind}"] = np.concatenate([p.numpy().ravel() for p in params])
         out[f"opt_{kind}_iterations"] = opt.iterations
+    # PyTorch style: .grad averaged before step(); different starts, so step 0 only broadcasts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out["torch_style"] = torch_run(xs, ys, opt_init(shift=0.1 * r), 4, wrap=dist.DistributedOptimizer)
     # optimizer state: rank 1's slots and step count everywhere
     params = [gg.Variable(np.full(3, 1.0 + r))]
     opt = gg.optimizers.Adam(0.1)

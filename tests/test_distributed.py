@@ -85,6 +85,13 @@ def test_all_reduce(suite):
         assert d["half_sum"].dtype == np.float16
 
 
+def test_collective_in_compiled_step(suite):
+    n, ranks, _ = suite
+    want = [np.full(2, 2.0 * sum(r + k for r in range(n))) for k in range(3)]
+    for d in ranks:
+        np.testing.assert_array_equal(d["jit_sum"], want)
+
+
 def test_broadcast_and_all_gather(suite):
     n, ranks, _ = suite
     gathered = np.concatenate([np.full((r + 1, 2), float(r), np.float32) for r in range(n)])
@@ -147,6 +154,14 @@ def test_first_update_without_broadcast_is_replaced_by_one(suite):
         np.testing.assert_allclose(d["skip_weights"], want, rtol=1e-5, atol=1e-7)
         assert int(d["skip_iterations"]) == 2
     assert [bool(d["skip_warned"]) for d in ranks] == [True] + [False] * (n - 1)
+
+
+def test_pytorch_style_step(suite):
+    n, ranks, _ = suite
+    x, y = job.opt_data()
+    want = job.torch_run(x, y, job.opt_init(), 4, first=1)
+    for d in ranks:
+        np.testing.assert_allclose(d["torch_style"], want, rtol=1e-5, atol=1e-7)
 
 
 def test_fit_equals_one_process(suite):
@@ -233,6 +248,15 @@ def test_bad_calls_raise(call, err, match):
         call()
 
 
+def test_collectives_inside_compiled_steps_world_of_one():
+    step = gg.jit(lambda t: dist.all_reduce(t, op="mean") + dist.broadcast(t) + dist.all_gather(t))
+    for k in range(3):
+        np.testing.assert_array_equal(step(gg.constant([1.0 + k])).numpy(), [3.0 + 3 * k])
+    v = gg.Variable([1.0])
+    with pytest.raises(RuntimeError, match="inside a compiled step"):
+        gg.jit(lambda: dist.broadcast_variables([v]))()
+
+
 def test_distributed_optimizer_wraps_and_shares_state():
     adam = gg.optimizers.Adam(0.1)
     opt = dist.DistributedOptimizer(adam)
@@ -251,6 +275,25 @@ def test_distributed_optimizer_wraps_and_shares_state():
     model = gg.nn.Sequential([gg.nn.Dense(1)])
     model.compile(optimizer=dist.DistributedOptimizer("sgd"), loss="mse")
     assert type(model.optimizer).__name__ == "DistributedSGD"
+    assert not hasattr(opt, "step")  # Keras style: no PyTorch step() appears
+
+
+def test_distributed_optimizer_pytorch_style_world_of_one():
+    w = gg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    ref = gg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    opt = dist.DistributedOptimizer(gg.optimizers.SGD([w], lr=0.1, momentum=0.9))
+    plain = gg.optimizers.SGD([ref], lr=0.1, momentum=0.9)
+
+    def closure(p):
+        loss = gg.sum(p * p)
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        for o, p in ((opt, w), (plain, ref)):
+            o.zero_grad()
+            assert float(o.step(lambda p=p: closure(p))) > 0
+    np.testing.assert_array_equal(w.numpy(), ref.numpy())
 
 
 def test_launcher_detection_and_mismatched_mpi(monkeypatch):

@@ -8,6 +8,8 @@ device kind, dtype and shape) with one ``Allgather`` of integers, and raises the
 ``ValueError`` on every rank when they differ, rather than hanging or mixing unrelated buffers.
 
 Collectives return new values and are not recorded on a tape: they are not differentiable.
+Inside a compiled step (``gg.jit``) each collective is recorded as one host call that runs again
+at every replay.
 """
 
 from __future__ import annotations
@@ -137,6 +139,12 @@ def _check_root(w: World, root, what: str) -> int:
     return int(root)
 
 
+def _on_arrays(fn, t: Tensor) -> Tensor:
+    """``fn`` on ``t``'s array; inside a compiled step (``gg.jit``) the call is recorded to run
+    again at every replay, so the collective happens at every call of the step."""
+    return Tensor._make(backend.host_array(fn, t.data))
+
+
 def all_reduce(t, op: str = "sum") -> Tensor:
     """The elementwise ``op`` (``'sum'``, ``'mean'``, ``'max'`` or ``'min'``) of ``t`` over all
     ranks, as a new Tensor on ``t``'s device, with ``t``'s dtype."""
@@ -144,14 +152,18 @@ def all_reduce(t, op: str = "sum") -> Tensor:
     if op not in REDUCE_OPS:
         raise ValueError(f"all_reduce: op must be one of {', '.join(map(repr, REDUCE_OPS))}, got {op!r}")
     w = world()
-    a = x.data
-    agree(w, "all_reduce", REDUCE_OPS.index(op), a)
-    rdt = _reduce_dtype(a.dtype, op, "all_reduce")
-    if rdt.kind == "f" and rdt.itemsize < 4 and not backend.is_cupy_array(a):
-        rdt = np.dtype(np.float32)  # MPI has no half type everywhere: reduce in float32
-    buf = _copy(a.astype(rdt, copy=False))
-    allreduce_(w, buf, op)
-    return Tensor._make(buf.astype(a.dtype, copy=False))
+    rdt = _reduce_dtype(x.dtype, op, "all_reduce")
+
+    def run(a):
+        agree(w, "all_reduce", REDUCE_OPS.index(op), a)
+        dt = rdt
+        if dt.kind == "f" and dt.itemsize < 4 and not backend.is_cupy_array(a):
+            dt = np.dtype(np.float32)  # MPI has no half type everywhere: reduce in float32
+        buf = _copy(a.astype(dt, copy=False))
+        allreduce_(w, buf, op)
+        return buf.astype(a.dtype, copy=False)
+
+    return _on_arrays(run, x)
 
 
 def broadcast(t, root: int = 0) -> Tensor:
@@ -160,10 +172,14 @@ def broadcast(t, root: int = 0) -> Tensor:
     x = _as_tensor(t, "broadcast")
     w = world()
     root = _check_root(w, root, "broadcast")
-    agree(w, "broadcast", root, x.data)
-    buf = _copy(x.data)
-    bcast_(w, buf, root)
-    return Tensor._make(buf)
+
+    def run(a):
+        agree(w, "broadcast", root, a)
+        buf = _copy(a)
+        bcast_(w, buf, root)
+        return buf
+
+    return _on_arrays(run, x)
 
 
 def all_gather(t) -> Tensor:
@@ -171,20 +187,23 @@ def all_gather(t) -> Tensor:
     stacked into a vector of ``world_size()``). The first dimension may differ between ranks."""
     x = _as_tensor(t, "all_gather")
     w = world()
-    a = x.data if x.ndim else x.data.reshape(1)
-    xp = backend.get_array_module(a)
-    table = agree(w, "all_gather", 0, a, ragged_first=True)
-    if table is None:
-        return Tensor._make(_copy(a))
-    rows = [int(n) for n in table[:, _HEAD]]
-    src = _copy(a)
-    if backend.is_cupy_array(a):
-        return Tensor._make(_nccl.all_gather(w, src, rows))
-    out = xp.empty((sum(rows), *a.shape[1:]), a.dtype)
-    per_row = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
-    counts = [n * per_row for n in rows]  # in bytes: any dtype travels unchanged
-    w.comm.Allgatherv(src.reshape(-1).view(np.uint8), [out.reshape(-1).view(np.uint8), counts])
-    return Tensor._make(out)
+
+    def run(a):
+        a = a if a.ndim else a.reshape(1)
+        table = agree(w, "all_gather", 0, a, ragged_first=True)
+        if table is None:
+            return _copy(a)
+        rows = [int(n) for n in table[:, _HEAD]]
+        src = _copy(a)
+        if backend.is_cupy_array(a):
+            return _nccl.all_gather(w, src, rows)
+        out = np.empty((sum(rows), *a.shape[1:]), a.dtype)
+        per_row = int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize
+        counts = [n * per_row for n in rows]  # in bytes: any dtype travels unchanged
+        w.comm.Allgatherv(src.reshape(-1).view(np.uint8), [out.reshape(-1).view(np.uint8), counts])
+        return out
+
+    return _on_arrays(run, x)
 
 
 def barrier() -> None:
@@ -199,13 +218,25 @@ def barrier() -> None:
 # -- variables ------------------------------------------------------------------------------------
 
 
+def _is_parameter(t) -> bool:
+    """A Variable, or a leaf Tensor that requires grad (a PyTorch-style parameter)."""
+    return isinstance(t, Variable) or (isinstance(t, Tensor) and t._rg and t._node is None)
+
+
+def _set_value(p, arr) -> None:
+    if isinstance(p, Variable):
+        p.assign(arr)
+    else:  # a leaf Tensor: its array is replaced, as the PyTorch-style optimizers update it
+        p.data = arr.copy()
+
+
 def variables_of(variables, what: str) -> list[Variable]:
-    """A flat list of Variables from a Variable, a list/tuple/dict of them (nested), or an object
-    with ``.weights`` / ``.variables`` (a model or a layer)."""
+    """A flat list of Variables (or leaf Tensors that require grad) from one, a list/tuple/dict of
+    them (nested), or an object with ``.weights`` (a model or a layer)."""
     out: list[Variable] = []
 
     def visit(v):
-        if isinstance(v, Variable):
+        if _is_parameter(v):
             out.append(v)
         elif isinstance(v, dict):
             for k in v:
@@ -216,7 +247,9 @@ def variables_of(variables, what: str) -> list[Variable]:
         elif hasattr(v, "weights") and not isinstance(v, Tensor):
             visit(list(v.weights))
         else:
-            raise TypeError(f"{what}: expected Variables (or a model or layer), got {type(v).__name__}")
+            what_ = "a Tensor that is not a leaf requiring grad" if isinstance(v, Tensor) else type(v).__name__
+            raise TypeError(f"{what}: expected Variables, parameters (leaf Tensors requiring grad) or a model, "
+                            f"got {what_}")
 
     visit(variables)
     return out
@@ -235,6 +268,12 @@ def groups_by_array(arrays) -> dict:
     return groups
 
 
+def _outside_jit(items, what: str) -> None:
+    for v in items:
+        if getattr(v.data if isinstance(v, Tensor) else v, "gg_trace", None) is not None:
+            raise RuntimeError(f"{what} cannot run inside a compiled step (gg.jit): call it before the step")
+
+
 _synced: dict[int, weakref.ref] = {}  # id -> a Variable made equal on every rank by a broadcast
 
 
@@ -251,6 +290,7 @@ def broadcast_variables(variables, root: int = 0) -> bool:
     Returns True when some rank's values differed from ``root``'s before the call (the same
     answer on every rank)."""
     vs = variables_of(variables, "broadcast_variables")
+    _outside_jit(vs, "broadcast_variables")
     w = world()
     root = _check_root(w, root, "broadcast_variables")
     if w.size == 1:
@@ -269,7 +309,7 @@ def broadcast_variables(variables, root: int = 0) -> bool:
             changed |= not bool(xp.array_equal(mine, flat, equal_nan=True))
         off = 0
         for v in group:
-            v.assign(flat[off : off + v.size].reshape(v.shape))
+            _set_value(v, flat[off : off + v.size].reshape(v.shape))
             off += v.size
     for k in [k for k, r in _synced.items() if r() is None]:
         del _synced[k]
@@ -289,6 +329,7 @@ def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
     if w.size == 1:
         return
     slots = [a.data if isinstance(a, Tensor) else a for a in optimizer.variables()]
+    _outside_jit(slots, "broadcast_optimizer_state")
     first = slots[0] if slots else np.empty(0, np.float32)
     layout = ";".join(f"{tuple(a.shape)}:{a.dtype.str}:{backend.device_of(a).split(':')[0]}" for a in slots)
     agree(w, "broadcast_variables", root, first, shape=(len(slots), sum(int(a.size) for a in slots)), layout=layout)

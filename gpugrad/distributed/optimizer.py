@@ -3,7 +3,9 @@
 ``DistributedOptimizer(opt)`` returns an object of a subclass of ``type(opt)`` made on the fly (as
 Horovod does), so it is still an ``SGD``/``Adam``/... for ``compile`` and ``isinstance``, and it
 shares ``opt``'s state (learning rate, iterations, slots): the two are views of one optimizer.
-Only ``apply_gradients`` changes (``minimize`` goes through it):
+Only ``apply_gradients`` changes (``minimize`` goes through it), and for an optimizer built
+PyTorch-style (``SGD(params, lr=...)``) ``step``, which averages each parameter's ``.grad`` the
+same way before stepping:
 
 1. Variables seen for the first time are broadcast from rank 0 (ChainerMN's rule). If some rank
    held different values, its gradients were computed at the wrong point, so that step's update
@@ -25,6 +27,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..graph import enable_grad
 from ..optimizers import Optimizer
 from ..tensor import Tensor, Variable
 from ._collectives import agree, allreduce_, broadcast_variables, groups_by_array, is_synced, layout_of
@@ -105,8 +108,10 @@ class DistributedOptimizer(Optimizer):
         base = type(optimizer)
         sub = _classes.get(base)
         if sub is None:
-            sub = _classes[base] = type(f"Distributed{base.__name__}", (DistributedOptimizer, base),
-                                        {"__module__": __name__, "__doc__": base.__doc__})
+            body = {"__module__": __name__, "__doc__": base.__doc__}
+            if callable(getattr(base, "step", None)):  # PyTorch style: average .grad, then step
+                body["step"] = _step
+            sub = _classes[base] = type(f"Distributed{base.__name__}", (DistributedOptimizer, base), body)
         obj = object.__new__(sub)
         obj.__dict__ = optimizer.__dict__  # one optimizer, two views: the state is shared
         obj.__dict__.setdefault("_dist_plan", None)
@@ -186,3 +191,23 @@ class DistributedOptimizer(Optimizer):
 
         outs = backend.host_array(reduce_on_replay, *(arrays[i] for i in have))
         return [Tensor._make(o) if p else None for o, p in zip(outs, traced["present"])]
+
+
+def _step(self, closure=None):
+    """PyTorch style (an optimizer built as ``SGD(params, lr=...)``): run ``closure`` if given,
+    average every parameter's ``.grad`` over the ranks (written back into ``.grad``, as Horovod
+    does; None where no rank has one), then the wrapped optimizer's ``step``."""
+    loss = None
+    if closure is not None:
+        with enable_grad():
+            loss = closure()
+    w = world()
+    params = list(self.params)
+    if w.size > 1:
+        if self._sync_new(w, params):
+            return loss
+        grads = self.average_gradients([p.grad for p in params], params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = None if g is None else Tensor._make(g.data.copy())  # the buffers are reused
+    super(DistributedOptimizer, self).step()
+    return loss
