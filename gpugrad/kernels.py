@@ -92,10 +92,17 @@ MODULES: tuple[str, ...] = ("activations", "softmax", "losses")
 EW_THREADS = 256
 WARP_ROWS_THREADS = 128
 BLOCK_ROWS_MAX_THREADS = 512
+SPLIT_THREADS = 256
 #: rows up to this many columns get one warp each (the row lives in registers), longer ones a block
 WARP_MAX_COLS = 1024
+#: rows up to this many columns share a warp (several rows per warp)
+SMALL_MAX_COLS = 32
 _GRID_BLOCKS_PER_SM = 32
 _MAX_ROW_GRID = 1 << 16
+#: dynamic shared memory a block may use without the opt-in attribute
+_DEFAULT_SMEM = 48 * 1024
+#: kept free of the opt-in limit for the kernels' static shared memory (block_reduce's partials)
+_STATIC_SMEM_RESERVE = 2048
 
 _DTYPE_SUFFIX = {"f": "f32", "d": "f64"}
 
@@ -103,6 +110,20 @@ _DTYPE_SUFFIX = {"f": "f32", "d": "f64"}
 def _both(*bases: str) -> tuple[str, ...]:
     return tuple(f"{b}_{s}" for b in bases for s in ("f32", "f64"))
 
+
+#: row layouts of the softmax family (one row on chip per pass) and of the row reductions (losses)
+ELEMENT_LAYOUTS: tuple[str, ...] = (
+    "small",
+    "regs64",
+    "regs128",
+    "regs256",
+    "regs512",
+    "regs1024",
+    "smem",
+    "part",
+    "fin",
+)
+REDUCE_LAYOUTS: tuple[str, ...] = ("small", "warp", "block", "part", "fin")
 
 _KERNELS: dict[str, tuple[str, ...]] = {
     "activations": _both(
@@ -117,30 +138,22 @@ _KERNELS: dict[str, tuple[str, ...]] = {
     ),
     "softmax": _both(
         *(
-            f"{op}_{d}_{layout}"
-            for op in ("softmax", "log_softmax")
-            for d in ("fwd", "bwd")
-            for layout in ("warp", "block")
+            f"{op}_{layout}"
+            for op in ("softmax_fwd", "log_softmax_fwd", "softmax_bwd", "log_softmax_bwd")
+            for layout in ELEMENT_LAYOUTS
         )
     ),
     "losses": _both(
-        "mse_fwd_warp",
-        "mse_fwd_block",
+        *(
+            f"{op}_{layout}"
+            for op in ("mse_fwd", "bce_logits_fwd", "bce_fwd", "softmax_ce_fwd", "softmax_ce_sparse_fwd")
+            for layout in REDUCE_LAYOUTS
+        ),
         "mse_bwd",
-        "bce_fwd_warp",
-        "bce_fwd_block",
         "bce_bwd",
-        "bce_logits_fwd_warp",
-        "bce_logits_fwd_block",
         "bce_logits_bwd",
-        "softmax_ce_fwd_warp",
-        "softmax_ce_fwd_block",
-        "softmax_ce_bwd_warp",
-        "softmax_ce_bwd_block",
-        "softmax_ce_sparse_fwd_warp",
-        "softmax_ce_sparse_fwd_block",
-        "softmax_ce_sparse_bwd_warp",
-        "softmax_ce_sparse_bwd_block",
+        "softmax_ce_bwd",
+        "softmax_ce_sparse_bwd",
     ),
 }
 
@@ -316,7 +329,6 @@ def nvrtc_compile(module: str, arch: str) -> bytes:
 
 _modules: dict[tuple[str, int], Any] = {}
 _kernels: dict[tuple[str, str, int], Any] = {}
-_sm_counts: dict[int, int] = {}
 _load_lock = threading.Lock()
 
 
@@ -341,8 +353,39 @@ def get_kernel(module: str, name: str) -> Any:
     _check_module(module)
     if name not in _KERNELS[module]:
         raise KeyError(f"module {module!r} has no kernel {name!r}")
+    unit = compile_unit(module, name)
     where = f"module {module!r} ({KERNEL_DIR / (module + '.cu')})"
-    return _load(cp, key, lambda: source(module), COMPILE_OPTIONS, where)
+    kern = _kernels.get((unit, name, dev))
+    if kern is None:
+        kern = _load(cp, (unit, name, dev), lambda: unit_source(module, unit), COMPILE_OPTIONS, where)
+        _kernels[key] = kern
+    return kern
+
+
+_ENTRY_RE = re.compile(r"^GG_[A-Z0-9_]+\((\w+),")
+_UNIT_MODULES = ("softmax", "losses")
+
+
+def compile_unit(module: str, name: str) -> str:
+    """The unit NVRTC compiles for kernel ``name``: in the row modules, every layout of one
+    operation and dtype (``'softmax:softmax_fwd_f32'``), so that a first call compiles a few
+    kernels rather than the whole module; elsewhere, the module."""
+    parts = name.rsplit("_", 2)
+    if module in _UNIT_MODULES and len(parts) == 3 and parts[1] in (*ELEMENT_LAYOUTS, *REDUCE_LAYOUTS):
+        return f"{module}:{parts[0]}_{parts[2]}"
+    if module in _UNIT_MODULES:
+        return f"{module}:{name}"
+    return module
+
+
+@cache
+def unit_source(module: str, unit: str) -> str:
+    """``source(module)`` keeping only the entries of compile unit ``unit``."""
+    if unit == module:
+        return source(module)
+    keep = {n for n in _KERNELS[module] if compile_unit(module, n) == unit}
+    lines = [line for line in source(module).splitlines() if (m := _ENTRY_RE.match(line)) is None or m.group(1) in keep]
+    return "\n".join(lines) + "\n"
 
 
 def _load(cp: Any, key: tuple[str, str, int], code: Callable[[], str], options: tuple[str, ...], where: str) -> Any:
@@ -391,7 +434,7 @@ def compile_source(src: str, name: str, arch: str = "compute_80", options: tuple
     ptx = _nvrtc_compile_source(src, f"{name}.cu", arch, module=name, extra=tuple(options)).decode()
     if not re.search(rf"\.entry\s+{re.escape(name)}\s*\(", ptx):
         raise KernelCompileError(
-            f"the CUDA source compiles but defines no kernel {name!r}; declare it extern \"C\" __global__ "
+            f'the CUDA source compiles but defines no kernel {name!r}; declare it extern "C" __global__ '
             f"void {name}(...) (C++ names are mangled)",
             module=name,
             kernel=name,
@@ -399,13 +442,68 @@ def compile_source(src: str, name: str, arch: str = "compute_80", options: tuple
     return ptx
 
 
-def _sm_count(cp: Any) -> int:
+class Runtime:
+    """Where the launch wrappers below run: the array module, kernel lookup and device limits.
+
+    The default is CuPy on the current device. The host harness of the tests supplies one that
+    runs the same kernels compiled for the CPU on NumPy arrays (see :func:`_use_runtime`).
+    ``force_layout`` (tests only) makes every row operation use that layout where it applies.
+    """
+
+    force_layout: str | None = None
+
+    def __init__(self, xp: Any, sm_count: int, smem_optin: int, l2_bytes: int) -> None:
+        self.xp = xp
+        self.sm_count = sm_count
+        self.smem_optin = smem_optin
+        self.l2_bytes = l2_bytes
+
+    def kernel(self, module: str, name: str) -> Any:
+        return get_kernel(module, name)
+
+    def allow_smem(self, kern: Any, nbytes: int) -> None:
+        """Lets ``kern`` use ``nbytes`` of dynamic shared memory: above 48 KB the opt-in attribute
+        (cudaFuncAttributeMaxDynamicSharedMemorySize) is raised, once, to what the device allows
+        beside the kernel's static shared memory."""
+        if nbytes > _DEFAULT_SMEM and getattr(kern, "max_dynamic_shared_size_bytes", 0) < nbytes:
+            kern.max_dynamic_shared_size_bytes = self.smem_optin - int(getattr(kern, "shared_size_bytes", 0))
+
+
+_runtimes: dict[int, Runtime] = {}
+_runtime_override: list[Runtime] = []
+
+
+def _rt() -> Runtime:
+    if _runtime_override:
+        return _runtime_override[-1]
+    cp = _cupy()
     dev = cp.cuda.runtime.getDevice()
-    n = _sm_counts.get(dev)
-    if n is None:
-        n = int(cp.cuda.runtime.deviceGetAttribute(cp.cuda.runtime.cudaDevAttrMultiProcessorCount, dev))
-        _sm_counts[dev] = n
-    return n
+    rt = _runtimes.get(dev)
+    if rt is None:
+        attr = cp.cuda.runtime.deviceGetAttribute
+        rtm = cp.cuda.runtime
+        rt = Runtime(
+            cp,
+            sm_count=int(attr(rtm.cudaDevAttrMultiProcessorCount, dev)),
+            smem_optin=int(attr(rtm.cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)),
+            l2_bytes=int(attr(rtm.cudaDevAttrL2CacheSize, dev)),
+        )
+        _runtimes[dev] = rt
+    return rt
+
+
+class _use_runtime:  # noqa: N801 - a context manager used like a function
+    """``with _use_runtime(rt):`` runs the launch wrappers on ``rt`` (the tests' host harness)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def __enter__(self) -> Runtime:
+        _runtime_override.append(self.rt)
+        return self.rt
+
+    def __exit__(self, *exc: object) -> None:
+        _runtime_override.pop()
 
 
 # ------------------------------------------------------------------------------ launch geometry
@@ -417,14 +515,140 @@ def ew_grid(n: int, itemsize: int, sm_count: int) -> int:
     return max(1, min(-(-n // per_block), sm_count * _GRID_BLOCKS_PER_SM))
 
 
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+class RowPlan:
+    """How a row operation runs: ``layout`` (a kernel name part), its grid/block/dynamic shared
+    memory, and for split rows the chunk length, chunks per row and rows per launch slice."""
+
+    __slots__ = ("layout", "grid", "block", "smem", "chunk", "nch", "slice_rows", "fin_grid", "fin_block")
+
+    def __init__(
+        self,
+        layout: str,
+        grid: int,
+        block: int,
+        smem: int = 0,
+        chunk: int = 0,
+        nch: int = 0,
+        slice_rows: int = 0,
+        fin_grid: int = 0,
+        fin_block: int = 0,
+    ) -> None:
+        self.layout, self.grid, self.block, self.smem = layout, grid, block, smem
+        self.chunk, self.nch, self.slice_rows = chunk, nch, slice_rows
+        self.fin_grid, self.fin_block = fin_grid, fin_block
+
+    def __repr__(self) -> str:
+        return "RowPlan(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + ")"
+
+
+def _cap(n: int) -> int:
+    return max(1, min(n, _MAX_ROW_GRID))
+
+
+def _block_threads(cols: int) -> int:
+    return max(128, min(BLOCK_ROWS_MAX_THREADS, _pow2_at_least(-(-cols // 16))))
+
+
+def _split_plan(rows: int, cols: int, row_bytes: int, sm_count: int, l2_bytes: int, elementwise: bool) -> RowPlan:
+    # enough chunks for two blocks per multiprocessor, chunks of 1K..16K columns
+    want = max(1, -(-2 * sm_count // max(rows, 1)))
+    chunk = min(16384, max(1024, -(-cols // want)))
+    chunk = -(-chunk // 256) * 256
+    nch = -(-cols // chunk)
+    if elementwise:
+        # rows per Part/Fin pair: the slice's inputs fit in half of L2, so Fin re-reads them from L2
+        slice_rows = max(1, min(rows, (l2_bytes // 2) // max(row_bytes, 1)))
+        grid = _cap(slice_rows * nch)
+        return RowPlan(
+            "split",
+            grid,
+            SPLIT_THREADS,
+            chunk=chunk,
+            nch=nch,
+            slice_rows=slice_rows,
+            fin_grid=grid,
+            fin_block=SPLIT_THREADS,
+        )
+    per_block = SPLIT_THREADS // 32
+    return RowPlan(
+        "split",
+        _cap(rows * nch),
+        SPLIT_THREADS,
+        chunk=chunk,
+        nch=nch,
+        slice_rows=rows,
+        fin_grid=_cap(-(-rows // per_block)),
+        fin_block=SPLIT_THREADS,
+    )
+
+
+def _layout_fits(layout: str, cols: int, elementwise: bool, fits_smem: bool) -> bool:
+    if layout == "small":
+        return cols <= SMALL_MAX_COLS
+    if layout.startswith("regs"):
+        return elementwise and cols <= int(layout[4:])
+    if layout == "smem":
+        return elementwise and fits_smem
+    if layout in ("warp", "block"):
+        return not elementwise
+    return layout == "split"
+
+
+def row_plan(
+    rows: int,
+    cols: int,
+    itemsize: int,
+    *,
+    elementwise: bool,
+    nin: int = 1,
+    sm_count: int = 132,
+    smem_bytes: int = 227 * 1024,
+    l2_bytes: int = 50 << 20,
+    force: str | None = None,
+) -> RowPlan:
+    """The layout and launch configuration of a row operation over [rows, cols].
+
+    ``elementwise``: the softmax family, whose output has the input's shape: the row stays on chip
+    between the reduction and the write (``small``, ``regs<N>``, ``smem``), or is split across
+    blocks (``split``: Part + Fin). Otherwise a row reduction (the losses): ``small``, ``warp``,
+    ``block`` or ``split``. ``nin`` inputs per element are kept on chip; ``smem_bytes`` is what a
+    block may use. ``force`` picks a layout (tests), falling back where it cannot hold the row.
+    """
+    warps = WARP_ROWS_THREADS // 32
+    row_bytes = nin * cols * itemsize
+    fits_smem = row_bytes <= smem_bytes - _STATIC_SMEM_RESERVE
+    if force is not None and _layout_fits(force, cols, elementwise, fits_smem):
+        layout = force
+    elif cols <= SMALL_MAX_COLS:
+        layout = "small"
+    elif cols <= WARP_MAX_COLS:
+        layout = f"regs{max(64, _pow2_at_least(cols))}" if elementwise else "warp"
+    elif rows < sm_count:
+        layout = "split"
+    elif elementwise:
+        layout = "smem" if fits_smem else "split"
+    else:
+        layout = "block"
+    if layout == "small":
+        per_block = warps * (32 // _pow2_at_least(cols))
+        return RowPlan("small", _cap(-(-rows // per_block)), WARP_ROWS_THREADS)
+    if layout.startswith("regs") or layout == "warp":
+        return RowPlan(layout, _cap(-(-rows // warps)), WARP_ROWS_THREADS)
+    if layout == "smem":
+        return RowPlan("smem", _cap(min(rows, sm_count * _GRID_BLOCKS_PER_SM)), _block_threads(cols), smem=row_bytes)
+    if layout == "block":
+        return RowPlan("block", _cap(rows), _block_threads(cols))
+    return _split_plan(rows, cols, row_bytes, sm_count, l2_bytes, elementwise)
+
+
 def row_launch(rows: int, cols: int) -> tuple[str, int, int]:
-    """(layout, grid, block) for a row kernel: ``'warp'`` (cols <= WARP_MAX_COLS) or ``'block'``."""
-    if cols <= WARP_MAX_COLS:
-        per_block = WARP_ROWS_THREADS // 32
-        return "warp", max(1, min(-(-rows // per_block), _MAX_ROW_GRID)), WARP_ROWS_THREADS
-    threads = 1 << max(0, (-(-cols // 8) - 1).bit_length())  # next power of two >= cols / 8
-    threads = max(128, min(BLOCK_ROWS_MAX_THREADS, threads))
-    return "block", max(1, min(rows, _MAX_ROW_GRID)), threads
+    """(layout, grid, block) of a row reduction (a loss forward) on a device of 132 multiprocessors."""
+    plan = row_plan(rows, cols, 4, elementwise=False)
+    return plan.layout, plan.grid, plan.block
 
 
 # ------------------------------------------------------------------------------ argument handling
@@ -499,9 +723,13 @@ def _outs(cp: Any, out: Any, shapes: tuple[tuple[int, ...], ...], dtype: Any) ->
     return tuple(_out(cp, o, s, dtype, f"out[{i}]") for i, (o, s) in enumerate(zip(out, shapes, strict=True)))
 
 
+def _ptr(a: Any) -> int:
+    return a.data.ptr if hasattr(a.data, "ptr") else a.ctypes.data
+
+
 def _no_overlap(out: Any, *inputs: Any) -> None:
     for a in inputs:
-        if out is a or (out.size and a.size and out.data.ptr == a.data.ptr):
+        if out is a or (out.size and a.size and _ptr(out) == _ptr(a)):
             raise ValueError("out must not share memory with an input")
 
 
@@ -542,7 +770,8 @@ def _i64(v: int) -> np.int64:
 
 
 def _ew(module: str, base: str, inputs: list[Any], nout: int, out: Any, extra: tuple[Any, ...] = ()) -> Any:
-    cp = _cupy()
+    rt = _rt()
+    cp = rt.xp
     ref = inputs[0]
     shapes = (ref.shape,) * nout
     outs = (_out(cp, out, ref.shape, ref.dtype),) if nout == 1 else _outs(cp, out, shapes, ref.dtype)
@@ -550,27 +779,27 @@ def _ew(module: str, base: str, inputs: list[Any], nout: int, out: Any, extra: t
         _no_overlap(o, *inputs)
     n = ref.size
     if n:
-        kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
-        grid = ew_grid(n, ref.dtype.itemsize, _sm_count(cp))
+        kern = rt.kernel(module, f"{base}_{_suffix(ref.dtype)}")
+        grid = ew_grid(n, ref.dtype.itemsize, rt.sm_count)
         kern((grid,), (EW_THREADS,), (*inputs, *outs, _i64(n), *extra))
     return outs[0] if nout == 1 else outs
 
 
 def _act1(base: str, x: Any, out: Any) -> Any:
-    cp = _cupy()
+    cp = _rt().xp
     x = _main(cp, x, "x")
     return _ew("activations", base, [x], 1, out)
 
 
 def _act2(base: str, a: Any, b: Any, out: Any, names: tuple[str, str]) -> Any:
-    cp = _cupy()
+    cp = _rt().xp
     a = _main(cp, a, names[0])
     b = _like(cp, b, a, names[1])
     return _ew("activations", base, [a, b], 1, out)
 
 
 def _act3(base: str, y: Any, gy: Any, ggx: Any, out: Any) -> tuple[Any, Any]:
-    cp = _cupy()
+    cp = _rt().xp
     y = _main(cp, y, "y")
     gy = _like(cp, gy, y, "gy")
     ggx = _like(cp, ggx, y, "ggx")
@@ -629,57 +858,122 @@ def relu_bwd(x: Any, gy: Any, out: Any = None) -> Any:
 # ------------------------------------------------------------------------------ row kernels
 
 
+#: words of T per partial state of a split row (common.cuh: SumState 1, MaxSum 2, CEState 6)
+_SPLIT_STATE_WORDS = {"softmax_fwd": 2, "log_softmax_fwd": 2, "softmax_ce_fwd": 6, "softmax_ce_sparse_fwd": 2}
+
+
 def _launch_rows(
-    module: str, base: str, ref: Any, rows: int, cols: int, args: tuple[Any, ...], extra: tuple[Any, ...] = ()
+    module: str,
+    base: str,
+    ref: Any,
+    rows: int,
+    cols: int,
+    inputs: tuple[Any, ...],
+    outputs: tuple[Any, ...],
+    extra: tuple[Any, ...] = (),
+    *,
+    elementwise: bool,
 ) -> None:
-    """Launches ``<base>_<layout>_<dtype>(*args, rows, cols, *extra)``, layout chosen by ``cols``."""
-    layout, grid, block = row_launch(rows, cols)
-    kern = get_kernel(module, f"{base}_{layout}_{_suffix(ref.dtype)}")
-    kern((grid,), (block,), (*args, _i64(rows), _i64(cols), *extra))
+    """Launches ``<base>_<layout>_<dtype>`` over [rows, cols], the layout from :func:`row_plan`.
+
+    Row kernels take ``(*inputs, *outputs, rows, cols, *extra)``; a split row runs ``<base>_part``
+    then ``<base>_fin``, both with ``(*inputs, *outputs, ws, rows, cols, chunk, nch, *extra)``, over
+    slices of ``plan.slice_rows`` rows (``inputs``/``outputs`` of shape [rows, ...] are sliced;
+    per-row ones too).
+    """
+    rt = _rt()
+    sfx = _suffix(ref.dtype)
+    nin = len(inputs) if elementwise else 1
+    plan = row_plan(
+        rows,
+        cols,
+        ref.dtype.itemsize,
+        elementwise=elementwise,
+        nin=nin,
+        sm_count=rt.sm_count,
+        smem_bytes=rt.smem_optin,
+        l2_bytes=rt.l2_bytes,
+        force=rt.force_layout,
+    )
+    if plan.layout != "split":
+        kern = rt.kernel(module, f"{base}_{plan.layout}_{sfx}")
+        if plan.smem:
+            rt.allow_smem(kern, plan.smem)
+        kern((plan.grid,), (plan.block,), (*inputs, *outputs, _i64(rows), _i64(cols), *extra), shared_mem=plan.smem)
+        return
+    part = rt.kernel(module, f"{base}_part_{sfx}")
+    fin = rt.kernel(module, f"{base}_fin_{sfx}")
+    ns = _SPLIT_STATE_WORDS.get(base, 1)
+    ws = rt.xp.empty(plan.slice_rows * plan.nch * ns, ref.dtype)
+    for r0 in range(0, rows, plan.slice_rows):
+        r1 = min(rows, r0 + plan.slice_rows)
+        args = (
+            *(a[r0:r1] for a in inputs),
+            *(o[r0:r1] for o in outputs),
+            ws,
+            _i64(r1 - r0),
+            _i64(cols),
+            _i64(plan.chunk),
+            _i64(plan.nch),
+            *extra,
+        )
+        part((plan.grid,), (plan.block,), args)
+        fin((plan.fin_grid,), (plan.fin_block,), args)
 
 
 def _launch_rows_ew(
     module: str, base: str, ref: Any, rows: int, cols: int, args: tuple[Any, ...], extra: tuple[Any, ...] = ()
 ) -> None:
     """One elementwise kernel over [rows, cols]: ``base_<dtype>(*args, rows, cols, *extra)``."""
-    cp = _cupy()
-    kern = get_kernel(module, f"{base}_{_suffix(ref.dtype)}")
-    grid = ew_grid(rows * cols, ref.dtype.itemsize, _sm_count(cp))
+    rt = _rt()
+    kern = rt.kernel(module, f"{base}_{_suffix(ref.dtype)}")
+    grid = ew_grid(rows * cols, ref.dtype.itemsize, rt.sm_count)
     kern((grid,), (EW_THREADS,), (*args, _i64(rows), _i64(cols), *extra))
 
 
 def _softmax_fwd(base: str, x: Any, out: Any) -> Any:
-    cp = _cupy()
+    cp = _rt().xp
     x = _main(cp, x, "x")
     _, rows, cols = _rows_cols(x, "x")
     y = _out(cp, out, x.shape, x.dtype)
     _no_overlap(y, x)
     if x.size:
-        _launch_rows("softmax", base, x, rows, cols, (x, y))
+        _launch_rows(
+            "softmax", base, x, rows, cols, (x.reshape(rows, cols),), (y.reshape(rows, cols),), elementwise=True
+        )
     return y
 
 
 def _softmax_bwd(base: str, y: Any, gy: Any, out: Any) -> Any:
-    cp = _cupy()
+    cp = _rt().xp
     y = _main(cp, y, "y")
     gy = _like(cp, gy, y, "gy")
     _, rows, cols = _rows_cols(y, "y")
     gx = _out(cp, out, y.shape, y.dtype)
     _no_overlap(gx, y, gy)
     if y.size:
-        _launch_rows("softmax", base, y, rows, cols, (y, gy, gx))
+        _launch_rows(
+            "softmax",
+            base,
+            y,
+            rows,
+            cols,
+            (y.reshape(rows, cols), gy.reshape(rows, cols)),
+            (gx.reshape(rows, cols),),
+            elementwise=True,
+        )
     return gx
 
 
 @_on_input_device
 def softmax_fwd(x: Any, out: Any = None) -> Any:
-    """y = exp(x - max) / sum(exp(x - max)) over the last axis."""
+    """y = exp(x - m) / sum(exp(x - m)) over the last axis, m the row max (0 where not finite)."""
     return _softmax_fwd("softmax_fwd", x, out)
 
 
 @_on_input_device
 def log_softmax_fwd(x: Any, out: Any = None) -> Any:
-    """y = (x - max) - log(sum(exp(x - max))) over the last axis."""
+    """y = (x - m) - log(sum(exp(x - m))) over the last axis."""
     return _softmax_fwd("log_softmax_fwd", x, out)
 
 
@@ -699,7 +993,7 @@ def log_softmax_bwd(y: Any, gy: Any, out: Any = None) -> Any:
 
 
 def _loss_inputs(t: Any, x: Any, xname: str) -> tuple[Any, Any, Any, tuple[int, ...], int, int]:
-    cp = _cupy()
+    cp = _rt().xp
     x = _main(cp, x, xname)
     t = _like(cp, t, x, "t")
     lead, rows, cols = _rows_cols(x, xname)
@@ -712,7 +1006,17 @@ def _row_loss(base: str, t: Any, x: Any, xname: str, out: Any, extra: tuple[Any,
     _no_overlap(loss, t, x)
     if rows:
         if cols:
-            _launch_rows("losses", base, x, rows, cols, (t, x, loss), extra)
+            _launch_rows(
+                "losses",
+                base,
+                x,
+                rows,
+                cols,
+                (t.reshape(rows, cols), x.reshape(rows, cols)),
+                (loss.reshape(rows),),
+                extra,
+                elementwise=False,
+            )
         else:
             loss.fill(np.nan)  # the mean over an empty axis
     return loss
@@ -749,7 +1053,7 @@ def _eps(p: Any, eps: float) -> Any:
 @_on_input_device
 def bce_fwd(t: Any, p: Any, eps: float = 1e-7, out: Any = None) -> Any:
     """Per-row mean of -(t log(pc) + (1 - t) log(1 - pc)), pc = clip(p, eps, 1 - eps)."""
-    cp = _cupy()
+    cp = _rt().xp
     p = _main(cp, p, "p")
     return _row_loss("bce_fwd", t, p, "p", out, (_eps(p, eps),))
 
@@ -757,7 +1061,7 @@ def bce_fwd(t: Any, p: Any, eps: float = 1e-7, out: Any = None) -> Any:
 @_on_input_device
 def bce_bwd(t: Any, p: Any, g_row: Any, eps: float = 1e-7, out: Any = None) -> Any:
     """dp = g_row / C * (p - t) / (p (1 - p)) where eps < p < 1 - eps, 0 outside (the clip)."""
-    cp = _cupy()
+    cp = _rt().xp
     p = _main(cp, p, "p")
     return _row_loss_bwd("bce_bwd", t, p, g_row, "p", out, (_eps(p, eps),))
 
@@ -774,84 +1078,129 @@ def bce_logits_bwd(t: Any, z: Any, g_row: Any, out: Any = None) -> Any:
     return _row_loss_bwd("bce_logits_bwd", t, z, g_row, "z", out)
 
 
-def _empty_ce(loss: Any, lse: Any) -> None:
-    loss.fill(np.nan)
-    lse.fill(-np.inf)
+def _ce_outs(cp: Any, out: Any, lead: tuple[int, ...], dtype: Any, nsaved: int) -> tuple[Any, tuple[Any, ...]]:
+    """(loss, saved) buffers: ``out`` is None or ``(loss, saved)`` as a forward returned them."""
+    if out is None:
+        return cp.empty(lead, dtype), tuple(cp.empty(lead, dtype) for _ in range(nsaved))
+    if (
+        not isinstance(out, (tuple, list))
+        or len(out) != 2
+        or not isinstance(out[1], (tuple, list))
+        or len(out[1]) != nsaved
+    ):
+        raise TypeError(f"out must be (loss, saved) with saved a tuple of {nsaved} arrays, as the forward returns")
+    loss = _out(cp, out[0], lead, dtype, "out[0]")
+    return loss, tuple(_out(cp, o, lead, dtype, f"out[1][{i}]") for i, o in enumerate(out[1]))
+
+
+def _saved(cp: Any, saved: Any, lead: tuple[int, ...], dtype: Any, nsaved: int) -> tuple[Any, ...]:
+    if not isinstance(saved, (tuple, list)) or len(saved) != nsaved:
+        raise TypeError(f"saved must be the tuple of {nsaved} per-row arrays the forward returned")
+    names = ("m", "log_s", "t_sum")
+    return tuple(_per_row(cp, s, lead, dtype, f"saved {names[i]}") for i, s in enumerate(saved))
+
+
+def _empty_ce(loss: Any, saved: tuple[Any, ...]) -> None:
+    # a sum over no classes is 0; the max of an empty row is not finite, so m = 0 and log(0) = -inf
+    loss.fill(0)
+    saved[0].fill(0)
+    saved[1].fill(-np.inf)
+    for s in saved[2:]:
+        s.fill(0)
 
 
 @_on_input_device
-def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, Any]:
+def softmax_ce_fwd(z: Any, t: Any, out: Any = None) -> tuple[Any, tuple[Any, Any, Any]]:
     """Softmax cross-entropy from logits z and a dense target t (same shape).
 
-    Returns ``(loss_row, lse_row)``: lse = log(sum(exp(z))) and loss = lse * sum(t) - sum(t * z)
-    per row, computed as sum(t * (lse - z)) so that large logits do not cancel.
+    Returns ``(loss_row, (m, log_s, t_sum))`` per row: m = max(z) (0 where not finite),
+    log_s = log(sum(exp(z - m))), t_sum = sum(t), and loss = sum(t * (log_s - (z - m))) over the
+    classes with t != 0 (a zero target on a masked -inf logit adds 0). The saved
+    tuple is what :func:`softmax_ce_bwd` takes; ``out`` is a ``(loss, saved)`` of such buffers.
     """
-    cp = _cupy()
+    cp = _rt().xp
     z = _main(cp, z, "z")
     t = _like(cp, t, z, "t")
     lead, rows, cols = _rows_cols(z, "z")
-    loss, lse = _outs(cp, out, (lead, lead), z.dtype)
-    _no_overlap(loss, z, t)
-    _no_overlap(lse, z, t, loss)
+    loss, saved = _ce_outs(cp, out, lead, z.dtype, 3)
+    for i, o in enumerate((loss, *saved)):
+        _no_overlap(o, z, t, *(loss, *saved)[:i])
     if rows:
         if cols:
-            _launch_rows("losses", "softmax_ce_fwd", z, rows, cols, (z, t, loss, lse))
+            outs = tuple(a.reshape(rows) for a in (loss, *saved))
+            _launch_rows(
+                "losses",
+                "softmax_ce_fwd",
+                z,
+                rows,
+                cols,
+                (z.reshape(rows, cols), t.reshape(rows, cols)),
+                outs,
+                elementwise=False,
+            )
         else:
-            _empty_ce(loss, lse)
-    return loss, lse
+            _empty_ce(loss, saved)
+    return loss, saved
 
 
 @_on_input_device
-def softmax_ce_bwd(z: Any, lse: Any, t: Any, g_row: Any, out: Any = None) -> Any:
-    """dz = g_row[..., None] * (exp(z - lse) * sum(t, -1, keepdims=True) - t).
-
-    ``exp(z - lse)`` is renormalized over the row, so the float32 rounding of ``lse`` at large
-    logits does not scale the gradient (see kernels/losses.cu).
-    """
-    cp = _cupy()
+def softmax_ce_bwd(z: Any, saved: Any, t: Any, g_row: Any, out: Any = None) -> Any:
+    """dz = g_row[..., None] * (exp((z - m) - log_s) * t_sum - t), in one pass over z and t, from
+    the ``saved`` tuple of :func:`softmax_ce_fwd` (m and log_s apart: exact at any logit scale)."""
+    cp = _rt().xp
     z = _main(cp, z, "z")
     t = _like(cp, t, z, "t")
     lead, rows, cols = _rows_cols(z, "z")
-    lse = _per_row(cp, lse, lead, z.dtype, "lse")
+    m, ls, ts = _saved(cp, saved, lead, z.dtype, 3)
     g = _per_row(cp, g_row, lead, z.dtype, "g_row")
     dz = _out(cp, out, z.shape, z.dtype)
-    _no_overlap(dz, z, t, lse, g)
+    _no_overlap(dz, z, t, m, ls, ts, g)
     if z.size:
-        _launch_rows("losses", "softmax_ce_bwd", z, rows, cols, (z, lse, t, g, dz))
+        _launch_rows_ew("losses", "softmax_ce_bwd", z, rows, cols, (z, t, m, ls, ts, g, dz))
     return dz
 
 
 @_on_input_device
-def softmax_ce_sparse_fwd(z: Any, labels: Any, out: Any = None) -> tuple[Any, Any]:
+def softmax_ce_sparse_fwd(z: Any, labels: Any, out: Any = None) -> tuple[Any, tuple[Any, Any]]:
     """Softmax cross-entropy from logits z and integer labels (shape ``z.shape[:-1]``, validated by
-    the caller: an out-of-range label gives NaN). Returns ``(loss_row, lse_row)``, loss = lse - z[label]."""
-    cp = _cupy()
+    the caller: an out-of-range label gives NaN). Returns ``(loss_row, (m, log_s))``,
+    loss = log_s - (z[label] - m)."""
+    cp = _rt().xp
     z = _main(cp, z, "z")
     lead, rows, cols = _rows_cols(z, "z")
     lab = _labels(cp, labels, lead)
-    loss, lse = _outs(cp, out, (lead, lead), z.dtype)
-    _no_overlap(loss, z)
-    _no_overlap(lse, z, loss)
+    loss, saved = _ce_outs(cp, out, lead, z.dtype, 2)
+    for i, o in enumerate((loss, *saved)):
+        _no_overlap(o, z, *(loss, *saved)[:i])
     if rows:
         if cols:
-            _launch_rows("losses", "softmax_ce_sparse_fwd", z, rows, cols, (z, lab, loss, lse))
+            outs = tuple(a.reshape(rows) for a in (loss, *saved))
+            _launch_rows(
+                "losses",
+                "softmax_ce_sparse_fwd",
+                z,
+                rows,
+                cols,
+                (z.reshape(rows, cols), lab.reshape(rows)),
+                outs,
+                elementwise=False,
+            )
         else:
-            _empty_ce(loss, lse)
-    return loss, lse
+            _empty_ce(loss, saved)
+    return loss, saved
 
 
 @_on_input_device
-def softmax_ce_sparse_bwd(z: Any, lse: Any, labels: Any, g_row: Any, out: Any = None) -> Any:
-    """dz = g_row[..., None] * (exp(z - lse) - onehot(labels)), ``exp(z - lse)`` renormalized over
-    the row as in :func:`softmax_ce_bwd`."""
-    cp = _cupy()
+def softmax_ce_sparse_bwd(z: Any, saved: Any, labels: Any, g_row: Any, out: Any = None) -> Any:
+    """dz = g_row[..., None] * (exp((z - m) - log_s) - onehot(labels)), one pass over z."""
+    cp = _rt().xp
     z = _main(cp, z, "z")
     lead, rows, cols = _rows_cols(z, "z")
-    lse = _per_row(cp, lse, lead, z.dtype, "lse")
+    m, ls = _saved(cp, saved, lead, z.dtype, 2)
     lab = _labels(cp, labels, lead)
     g = _per_row(cp, g_row, lead, z.dtype, "g_row")
     dz = _out(cp, out, z.shape, z.dtype)
-    _no_overlap(dz, z, lse, g)
+    _no_overlap(dz, z, m, ls, g)
     if z.size:
-        _launch_rows("losses", "softmax_ce_sparse_bwd", z, rows, cols, (z, lse, lab, g, dz))
+        _launch_rows_ew("losses", "softmax_ce_sparse_bwd", z, rows, cols, (z, lab, m, ls, g, dz))
     return dz

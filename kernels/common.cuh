@@ -4,9 +4,10 @@
 // must not include anything: NVRTC has no standard headers (no <cmath>, no INFINITY).
 //
 // Launch geometry contract with gpugrad/kernels.py (checked by tests/test_kernels_compile.py):
-//   elementwise kernels         blockDim.x == GG_EW_THREADS
-//   warp-per-row kernels        blockDim.x == GG_WARP_ROWS_THREADS (a multiple of 32)
-//   block-per-row kernels       blockDim.x a multiple of 32, <= GG_BLOCK_ROWS_MAX_THREADS
+//   elementwise kernels                  blockDim.x == GG_EW_THREADS
+//   small, regs<N> and warp row kernels  blockDim.x == GG_WARP_ROWS_THREADS (a multiple of 32)
+//   smem and block row kernels           blockDim.x a multiple of 32, <= GG_BLOCK_ROWS_MAX_THREADS
+//   part and fin (split-row) kernels     blockDim.x == GG_SPLIT_THREADS
 // Every kernel is grid-stride, so any grid size >= 1 is correct.
 #ifndef GPUGRAD_COMMON_CUH
 #define GPUGRAD_COMMON_CUH
@@ -14,10 +15,15 @@
 #define GG_EW_THREADS 256
 #define GG_WARP_ROWS_THREADS 128
 #define GG_BLOCK_ROWS_MAX_THREADS 512
+#define GG_SPLIT_THREADS 256
 #define GG_FULL_MASK 0xffffffffu
 
 typedef long long gg_i64;
 typedef unsigned long long gg_u64;
+
+// Dynamic shared memory of the smem row kernels (sized per launch; above 48 KB the loader raises
+// the kernel's cudaFuncAttributeMaxDynamicSharedMemorySize first).
+extern __shared__ __align__(16) unsigned char gg_dyn_smem[];
 
 namespace gg {
 
@@ -45,16 +51,17 @@ __device__ __forceinline__ float g_tanh(float x) { return tanhf(x); }
 __device__ __forceinline__ double g_tanh(double x) { return tanh(x); }
 __device__ __forceinline__ float g_abs(float x) { return fabsf(x); }
 __device__ __forceinline__ double g_abs(double x) { return fabs(x); }
-// fmax/fmin return the other operand when one is NaN; NaN still reaches every sum that follows.
-__device__ __forceinline__ float g_max(float a, float b) { return fmaxf(a, b); }
-__device__ __forceinline__ double g_max(double a, double b) { return fmax(a, b); }
-__device__ __forceinline__ float g_min(float a, float b) { return fminf(a, b); }
-__device__ __forceinline__ double g_min(double a, double b) { return fmin(a, b); }
+// NaN-propagating max/min (fmaxf/fminf would drop a NaN operand): NaN in, NaN out, as NumPy.
+template <typename T> __device__ __forceinline__ T g_max(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T> __device__ __forceinline__ T g_min(T a, T b) { return (a < b || a != a) ? a : b; }
 
-// exp(v - m) for v <= m, defined as 0 when m is -inf (then v is -inf too and v - m would be NaN).
-template <typename T> __device__ __forceinline__ T exp_sub(T v, T m) {
-    return m == neg_inf<T>() ? T(0) : g_exp(v - m);
+// false for +-inf and NaN; a bit test, so no compiler flag can fold it away
+__device__ __forceinline__ bool is_finite(float x) { return (__float_as_int(x) & 0x7f800000) != 0x7f800000; }
+__device__ __forceinline__ bool is_finite(double x) {
+    return (__double_as_longlong(x) & 0x7ff0000000000000LL) != 0x7ff0000000000000LL;
 }
+// x where finite, else 0: the shift NumPy's path subtracts (m = where(isfinite(m), m, 0))
+template <typename T> __device__ __forceinline__ T finite_or_zero(T x) { return is_finite(x) ? x : T(0); }
 
 // 1 / (1 + exp(-x)) without overflow in exp for either sign of x.
 template <typename T> __device__ __forceinline__ T sigmoid(T x) {
@@ -201,11 +208,13 @@ __device__ __forceinline__ void ew_map(const T* const (&in)[NIN], T* const (&out
 
 // ------------------------------------------------------------------ reductions
 //
-// A reduction state S provides: S::identity(), s.merge(const S&) and s.shfl_xor(int lane_mask),
-// the latter returning the state held by lane (lane ^ lane_mask) of the same warp. Every lane of
-// the warp must call warp_reduce (full-mask shuffles).
+// A reduction state S provides: S::identity(), s.merge(const S&), s.shfl_xor(int lane_mask) (the
+// state held by lane ^ lane_mask of the same warp), and S::NS words of T that s.store(p) writes and
+// S::load(p) reads back (partial states of split rows). Every lane of the warp must take part in
+// a shuffle (full-mask shuffles), so loops around reductions are uniform across the warp.
 
 template <typename T> struct SumState {
+    static constexpr int NS = 1;
     T v;
     static __device__ __forceinline__ SumState identity() {
         SumState s;
@@ -218,61 +227,72 @@ template <typename T> struct SumState {
         s.v = __shfl_xor_sync(GG_FULL_MASK, v, mask);
         return s;
     }
-};
-
-template <typename T> struct Sum2State {
-    T a;
-    T b;
-    static __device__ __forceinline__ Sum2State identity() {
-        Sum2State s;
-        s.a = T(0);
-        s.b = T(0);
-        return s;
-    }
-    __device__ __forceinline__ void merge(const Sum2State& o) {
-        a += o.a;
-        b += o.b;
-    }
-    __device__ __forceinline__ Sum2State shfl_xor(int mask) const {
-        Sum2State s;
-        s.a = __shfl_xor_sync(GG_FULL_MASK, a, mask);
-        s.b = __shfl_xor_sync(GG_FULL_MASK, b, mask);
+    __device__ __forceinline__ void store(T* p) const { p[0] = v; }
+    static __device__ __forceinline__ SumState load(const T* p) {
+        SumState s;
+        s.v = p[0];
         return s;
     }
 };
 
-// Online softmax normalizer (Milakov & Gimelshein): m is the running max, s = sum exp(x - m).
-template <typename T> struct MaxSumState {
+// Softmax normalizer of a set of values: m = max (NaN if any is NaN), s = sum exp(v - shift) with
+// shift = m where finite, else 0 -- the shift NumPy's path uses, so that every non-finite case
+// gives NumPy's answer: a NaN anywhere makes s NaN; a +inf makes s = +inf; a row of -inf has s = 0.
+// Partial states merge (Milakov & Gimelshein's online normalizer) with the same rule: once the
+// max is not finite, s is NaN, +inf or 0 whatever the parts held.
+template <typename T> struct MaxSum {
+    static constexpr int NS = 2;
     T m;
     T s;
-    static __device__ __forceinline__ MaxSumState identity() {
-        MaxSumState r;
+    static __device__ __forceinline__ MaxSum identity() {
+        MaxSum r;
         r.m = neg_inf<T>();
         r.s = T(0);
         return r;
     }
-    __device__ __forceinline__ void merge(const MaxSumState& o) {
+    // the first nvalid of K values (the rest are padding and ignored)
+    template <int K> static __device__ __forceinline__ MaxSum of(const T (&v)[K], int nvalid) {
+        MaxSum r;
+        r.m = neg_inf<T>();
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            if (k < nvalid) r.m = g_max(r.m, v[k]);
+        }
+        const T sh = finite_or_zero(r.m);
+        r.s = T(0);
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            if (k < nvalid) r.s += g_exp(v[k] - sh);
+        }
+        return r;
+    }
+    __device__ __forceinline__ void merge(const MaxSum& o) {
         const T mn = g_max(m, o.m);
-        s = s * exp_sub(m, mn) + o.s * exp_sub(o.m, mn);
+        if (is_finite(mn)) {
+            // a part with m = -inf holds s = 0, and exp(-inf) = 0: it adds nothing
+            s = s * g_exp(m - mn) + o.s * g_exp(o.m - mn);
+        } else {
+            s = mn == neg_inf<T>() ? T(0) : mn;  // NaN stays NaN; +inf gives s = +inf
+        }
         m = mn;
     }
-    // Folds K values in with one rescale of the running sum; pad unused slots with -inf.
-    template <int K> __device__ __forceinline__ void update(const T (&v)[K]) {
-        T mn = m;
-#pragma unroll
-        for (int k = 0; k < K; ++k) mn = g_max(mn, v[k]);
-        T acc = s * exp_sub(m, mn);
-#pragma unroll
-        for (int k = 0; k < K; ++k) acc += exp_sub(v[k], mn);
-        m = mn;
-        s = acc;
-    }
-    __device__ __forceinline__ MaxSumState shfl_xor(int mask) const {
-        MaxSumState r;
+    __device__ __forceinline__ MaxSum shfl_xor(int mask) const {
+        MaxSum r;
         r.m = __shfl_xor_sync(GG_FULL_MASK, m, mask);
         r.s = __shfl_xor_sync(GG_FULL_MASK, s, mask);
         return r;
     }
+    __device__ __forceinline__ void store(T* p) const {
+        p[0] = m;
+        p[1] = s;
+    }
+    static __device__ __forceinline__ MaxSum load(const T* p) {
+        MaxSum r;
+        r.m = p[0];
+        r.s = p[1];
+        return r;
+    }
+    __device__ __forceinline__ T shift() const { return finite_or_zero(m); }
 };
 
 template <typename S> __device__ __forceinline__ S warp_reduce(S st) {
@@ -281,16 +301,16 @@ template <typename S> __device__ __forceinline__ S warp_reduce(S st) {
     return st;
 }
 
-template <typename T> __device__ __forceinline__ T warp_sum(T v) {
-    SumState<T> s;
-    s.v = v;
-    return warp_reduce(s).v;
+// Reduction within aligned groups of g lanes (g a power of two <= 32, uniform across the warp).
+template <typename S> __device__ __forceinline__ S group_reduce(S st, int g) {
+    for (int mask = g >> 1; mask > 0; mask >>= 1) st.merge(st.shfl_xor(mask));
+    return st;
 }
 
 // Block-wide reduction; every thread of the block must call it and gets the same result.
 // blockDim.x must be a multiple of 32 and at most 1024. Safe to call repeatedly.
 template <typename S> __device__ __forceinline__ S block_reduce(S st) {
-    __shared__ S partial[33];
+    static __shared__ S partial[33];
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     const int nwarps = blockDim.x >> 5;
@@ -342,55 +362,254 @@ struct BlockRows {
     template <typename S> __device__ __forceinline__ S reduce(S st) const { return block_reduce(st); }
 };
 
-// sum over c = begin, begin + step, ... < end of f(c), four independent loads in flight.
-template <typename T, typename F>
-__device__ __forceinline__ T strided_sum(gg_i64 begin, gg_i64 end, gg_i64 step, F f) {
-    T a0 = T(0), a1 = T(0), a2 = T(0), a3 = T(0);
-    gg_i64 c = begin;
-    for (; c + 3 * step < end; c += 4 * step) {
-        a0 += f(c);
-        a1 += f(c + step);
-        a2 += f(c + 2 * step);
-        a3 += f(c + 3 * step);
+// ------------------------------------------------------------------ row passes and their layouts
+//
+// A row pass P is an object holding its pointers, with
+//   static constexpr int NIN; const T* in[NIN];     the inputs read per element (same [rows, cols])
+//   typedef ... State;                              a reduction state (above)
+//   static T pad(int j);                            a value of input j that scan ignores
+//   template <int K> static State scan(const T (&v)[NIN][K], int nvalid);
+//                                                   the state of the first nvalid of K elements
+//   static constexpr bool ELEMENTWISE;
+// An elementwise pass (softmax and its backward: the output has the input's shape) also has
+//   T* y; typedef ... Final; static Final finish(const State&); static T out(const T (&v)[NIN], const Final&)
+// and a reduction pass (the losses: one value per row) has
+//   void row_done(gg_i64 r, const State&) const     called by one thread per row.
+//
+// Layouts (tags; each entry point is one layout, sized for its row lengths):
+//   Small     rows of <= 32 columns: aligned groups of g = next_pow2(cols) lanes, one row each,
+//             32 / g rows per warp; the element stays in a register.
+//   Regs<V>   one warp per row, V values per lane in registers (cols <= 32 V): one HBM read.
+//   Smem      one block per row, the row(s) in dynamic shared memory: one HBM read.
+//   Warp      one warp per row, streaming (reduction passes: nothing to keep).
+//   Block     one block per row, streaming (reduction passes).
+//   Part/Fin  a row split into chunks of `chunk` columns (nch per row), one block per chunk:
+//             Part writes each chunk's state to ws[(r * nch + k) * NS]; Fin merges a row's states
+//             and, for an elementwise pass, writes the chunk (one block per chunk, reading the
+//             chunk again: the loader runs Part and Fin over slices of rows small enough that this
+//             second read comes from L2), or, for a reduction pass, calls row_done (one warp per row).
+
+struct Small {
+    static constexpr int MAX_THREADS = GG_WARP_ROWS_THREADS;
+};
+template <int V> struct Regs {
+    static constexpr int MAX_THREADS = GG_WARP_ROWS_THREADS;
+};
+struct Smem {
+    static constexpr int MAX_THREADS = GG_BLOCK_ROWS_MAX_THREADS;
+};
+struct Warp {
+    static constexpr int MAX_THREADS = GG_WARP_ROWS_THREADS;
+};
+struct Block {
+    static constexpr int MAX_THREADS = GG_BLOCK_ROWS_MAX_THREADS;
+};
+struct Part {
+    static constexpr int MAX_THREADS = GG_SPLIT_THREADS;
+};
+struct Fin {
+    static constexpr int MAX_THREADS = GG_SPLIT_THREADS;
+};
+
+// v[j][k] = input j at column c0 + k * step of the row at off (padding past end); returns nvalid.
+template <typename P, typename T, int K>
+__device__ __forceinline__ int gather(const P& p, gg_i64 off, gg_i64 c0, gg_i64 step, gg_i64 end,
+                                      T (&v)[P::NIN][K]) {
+    int nvalid = 0;
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const gg_i64 c = c0 + k * step;
+        const bool ok = c < end;
+        nvalid += ok ? 1 : 0;
+#pragma unroll
+        for (int j = 0; j < P::NIN; ++j) v[j][k] = ok ? p.in[j][off + c] : P::pad(j);
     }
-    for (; c < end; c += step) a0 += f(c);
-    return (a0 + a1) + (a2 + a3);
+    return nvalid;
 }
 
-// Two-phase strided loop: for c = begin, begin + step, ... < end, v = load(c) then store(c, v).
-// Four loads are issued before their stores, so the loads are not serialized behind stores the
-// compiler cannot prove to be disjoint from them.
-template <typename L, typename S>
-__device__ __forceinline__ void strided_map(gg_i64 begin, gg_i64 end, gg_i64 step, L load, S store) {
-    gg_i64 c = begin;
-    for (; c + 3 * step < end; c += 4 * step) {
-        const auto v0 = load(c);
-        const auto v1 = load(c + step);
-        const auto v2 = load(c + 2 * step);
-        const auto v3 = load(c + 3 * step);
-        store(c, v0);
-        store(c + step, v1);
-        store(c + 2 * step, v2);
-        store(c + 3 * step, v3);
-    }
-    for (; c < end; c += step) store(c, load(c));
+template <typename P, typename T, int K> __device__ __forceinline__ T out_at(const T (&v)[P::NIN][K], int k,
+                                                                            const typename P::Final& f) {
+    T e[P::NIN];
+#pragma unroll
+    for (int j = 0; j < P::NIN; ++j) e[j] = v[j][k];
+    return P::out(e, f);
 }
 
-// Online max/sum of x[begin:end:step] for one thread.
-template <typename T>
-__device__ __forceinline__ MaxSumState<T> strided_max_sum(const T* __restrict__ x, gg_i64 begin, gg_i64 end,
-                                                          gg_i64 step) {
-    MaxSumState<T> st = MaxSumState<T>::identity();
-    gg_i64 c = begin;
-    for (; c + 3 * step < end; c += 4 * step) {
-        const T v[4] = {x[c], x[c + step], x[c + 2 * step], x[c + 3 * step]};
-        st.update(v);
-    }
-    for (; c < end; c += step) {
-        const T v[1] = {x[c]};
-        st.update(v);
+// State of columns c0, c0 + step, ... < end of the row at off, four elements in flight at a time.
+template <typename P, typename T>
+__device__ __forceinline__ typename P::State stream_scan(const P& p, gg_i64 off, gg_i64 c0, gg_i64 end, gg_i64 step) {
+    typename P::State st = P::State::identity();
+    for (gg_i64 c = c0; c < end; c += 4 * step) {
+        T v[P::NIN][4];
+        const int n = gather<P, T, 4>(p, off, c, step, end, v);
+        st.merge(p.template scan<4>(v, n));
     }
     return st;
+}
+
+template <typename P, typename T> __device__ __forceinline__ void run_rows(Small, const P& p, gg_i64 rows, gg_i64 cols) {
+    const int lane = threadIdx.x & 31;
+    int g = 1;
+    while (g < cols) g <<= 1;
+    const int per_warp = 32 / g;
+    const int sub = lane / g;
+    const gg_i64 c = lane & (g - 1);
+    const gg_i64 warp = static_cast<gg_i64>(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const gg_i64 nwarps = static_cast<gg_i64>(gridDim.x) * (blockDim.x >> 5);
+    for (gg_i64 base = warp * per_warp; base < rows; base += nwarps * per_warp) {
+        const gg_i64 r = base + sub;
+        const gg_i64 off = r * cols;
+        T v[P::NIN][1];
+        const int n = gather<P, T, 1>(p, off, c, 1, r < rows ? cols : 0, v);
+        const typename P::State st = group_reduce(p.template scan<1>(v, n), g);
+        if constexpr (P::ELEMENTWISE) {
+            if (n) p.y[off + c] = out_at<P, T, 1>(v, 0, P::finish(st));
+        } else {
+            if (c == 0 && r < rows) p.row_done(r, st);
+        }
+    }
+}
+
+template <typename P, typename T, int V>
+__device__ __forceinline__ void run_rows(Regs<V>, const P& p, gg_i64 rows, gg_i64 cols) {
+    const WarpRows g;
+    for (gg_i64 r = g.first; r < rows; r += g.step) {
+        const gg_i64 off = r * cols;
+        T v[P::NIN][V];
+        const int n = gather<P, T, V>(p, off, g.lane, 32, cols, v);
+        const typename P::Final f = P::finish(warp_reduce(p.template scan<V>(v, n)));
+#pragma unroll
+        for (int k = 0; k < V; ++k) {
+            if (k < n) p.y[off + g.lane + 32 * k] = out_at<P, T, V>(v, k, f);
+        }
+    }
+}
+
+template <typename P, typename T> __device__ __forceinline__ void run_rows(Smem, const P& p, gg_i64 rows, gg_i64 cols) {
+    constexpr int N = Vec16<T>::N;
+    T* sm = reinterpret_cast<T*>(gg_dyn_smem);  // NIN rows of cols values
+    const gg_i64 tid = threadIdx.x;
+    const gg_i64 nt = blockDim.x;
+    // 16-byte accesses when every row starts 16-byte aligned
+    bool vec = (cols % N) == 0 && aligned16(p.y);
+#pragma unroll
+    for (int j = 0; j < P::NIN; ++j) vec = vec && aligned16(p.in[j]);
+    const gg_i64 nv = cols / N;
+    for (gg_i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const gg_i64 off = r * cols;
+#pragma unroll
+        for (int j = 0; j < P::NIN; ++j) {
+            const T* src = p.in[j] + off;
+            T* dst = sm + j * cols;
+            if (vec) {
+#pragma unroll 4
+                for (gg_i64 q = tid; q < nv; q += nt) {
+                    T a[N];
+                    load16(src + q * N, a);
+                    store16(dst + q * N, a);
+                }
+            } else {
+#pragma unroll 4
+                for (gg_i64 c = tid; c < cols; c += nt) dst[c] = src[c];
+            }
+        }
+        __syncthreads();
+        typename P::State st = P::State::identity();
+        for (gg_i64 c = tid; c < cols; c += 4 * nt) {
+            T v[P::NIN][4];
+            int n = 0;
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+                const gg_i64 cc = c + k * nt;
+                n += cc < cols ? 1 : 0;
+#pragma unroll
+                for (int j = 0; j < P::NIN; ++j) v[j][k] = cc < cols ? sm[j * cols + cc] : P::pad(j);
+            }
+            st.merge(p.template scan<4>(v, n));
+        }
+        const typename P::Final f = P::finish(block_reduce(st));
+        if (vec) {
+            for (gg_i64 q = tid; q < nv; q += nt) {
+                T v[P::NIN][N];
+#pragma unroll
+                for (int j = 0; j < P::NIN; ++j) load16(sm + j * cols + q * N, v[j]);
+                T o[N];
+#pragma unroll
+                for (int k = 0; k < N; ++k) o[k] = out_at<P, T, N>(v, k, f);
+                store16(p.y + off + q * N, o);
+            }
+        } else {
+            for (gg_i64 c = tid; c < cols; c += nt) {
+                T v[P::NIN][1];
+#pragma unroll
+                for (int j = 0; j < P::NIN; ++j) v[j][0] = sm[j * cols + c];
+                p.y[off + c] = out_at<P, T, 1>(v, 0, f);
+            }
+        }
+        __syncthreads();  // the next row overwrites sm
+    }
+}
+
+template <typename P, typename T, typename G> __device__ __forceinline__ void run_stream(const P& p, gg_i64 rows,
+                                                                                         gg_i64 cols) {
+    const G g;
+    for (gg_i64 r = g.first; r < rows; r += g.step) {
+        const typename P::State st = g.reduce(stream_scan<P, T>(p, r * cols, g.lane, cols, g.width));
+        if (g.lane == 0) p.row_done(r, st);
+    }
+}
+template <typename P, typename T> __device__ __forceinline__ void run_rows(Warp, const P& p, gg_i64 rows, gg_i64 cols) {
+    run_stream<P, T, WarpRows>(p, rows, cols);
+}
+template <typename P, typename T> __device__ __forceinline__ void run_rows(Block, const P& p, gg_i64 rows, gg_i64 cols) {
+    run_stream<P, T, BlockRows>(p, rows, cols);
+}
+
+template <typename P, typename T>
+__device__ __forceinline__ void run_split(Part, const P& p, T* __restrict__ ws, gg_i64 rows, gg_i64 cols,
+                                          gg_i64 chunk, gg_i64 nch) {
+    for (gg_i64 i = blockIdx.x; i < rows * nch; i += gridDim.x) {
+        const gg_i64 r = i / nch;
+        const gg_i64 c0 = (i - r * nch) * chunk;
+        const gg_i64 c1 = c0 + chunk < cols ? c0 + chunk : cols;
+        const typename P::State st = block_reduce(stream_scan<P, T>(p, r * cols, c0 + threadIdx.x, c1, blockDim.x));
+        if (threadIdx.x == 0) st.store(ws + i * P::State::NS);
+    }
+}
+
+// Merge of the nch partial states of row r by a group of `width` threads (lane `lane`).
+template <typename P, typename T>
+__device__ __forceinline__ typename P::State merge_parts(const T* __restrict__ ws, gg_i64 r, gg_i64 nch, gg_i64 lane,
+                                                         gg_i64 width) {
+    typename P::State st = P::State::identity();
+    for (gg_i64 k = lane; k < nch; k += width) st.merge(P::State::load(ws + (r * nch + k) * P::State::NS));
+    return st;
+}
+
+template <typename P, typename T>
+__device__ __forceinline__ void run_split(Fin, const P& p, const T* __restrict__ ws, gg_i64 rows, gg_i64 cols,
+                                          gg_i64 chunk, gg_i64 nch) {
+    if constexpr (P::ELEMENTWISE) {
+        for (gg_i64 i = blockIdx.x; i < rows * nch; i += gridDim.x) {
+            const gg_i64 r = i / nch;
+            const gg_i64 c0 = (i - r * nch) * chunk;
+            const gg_i64 c1 = c0 + chunk < cols ? c0 + chunk : cols;
+            const typename P::Final f = P::finish(block_reduce(merge_parts<P, T>(ws, r, nch, threadIdx.x, blockDim.x)));
+            const gg_i64 off = r * cols;
+            for (gg_i64 c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
+                T v[P::NIN][1];
+#pragma unroll
+                for (int j = 0; j < P::NIN; ++j) v[j][0] = p.in[j][off + c];
+                p.y[off + c] = out_at<P, T, 1>(v, 0, f);
+            }
+        }
+    } else {
+        const WarpRows g;
+        for (gg_i64 r = g.first; r < rows; r += g.step) {
+            const typename P::State st = warp_reduce(merge_parts<P, T>(ws, r, nch, g.lane, 32));
+            if (g.lane == 0) p.row_done(r, st);
+        }
+    }
 }
 
 }  // namespace gg

@@ -100,21 +100,28 @@ def test_launch_constants_match_header():
     assert int(defines["GG_EW_THREADS"]) == K.EW_THREADS
     assert int(defines["GG_WARP_ROWS_THREADS"]) == K.WARP_ROWS_THREADS
     assert int(defines["GG_BLOCK_ROWS_MAX_THREADS"]) == K.BLOCK_ROWS_MAX_THREADS
+    assert int(defines["GG_SPLIT_THREADS"]) == K.SPLIT_THREADS
 
 
 @pytest.mark.parametrize("cols", [1, 31, 32, 1000, 1024, 1025, 4097, 50257, 131072, 10**7])
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 4096, 10**7])
 def test_row_launch_geometry(rows, cols):
     layout, grid, block = K.row_launch(rows, cols)
-    assert layout == ("warp" if cols <= K.WARP_MAX_COLS else "block")
+    if cols <= K.SMALL_MAX_COLS:
+        assert layout == "small"
+    elif cols <= K.WARP_MAX_COLS:
+        assert layout == "warp"
+    else:
+        assert layout == ("split" if rows < 132 else "block")
     assert 1 <= grid <= 2**31 - 1
     assert block % 32 == 0
-    if layout == "warp":
+    if layout in ("small", "warp"):
         assert block == K.WARP_ROWS_THREADS
-        assert grid * (block // 32) >= min(rows, grid * (block // 32))
-    else:
+    elif layout == "block":
         assert 128 <= block <= K.BLOCK_ROWS_MAX_THREADS
         assert grid <= rows
+    else:
+        assert block == K.SPLIT_THREADS
 
 
 @pytest.mark.parametrize("n", [1, 3, 1024, 2**28, 2**33])

@@ -104,6 +104,19 @@ def ref_log_softmax(x):
     return _f64(x) - ref_lse(x)[..., None]
 
 
+def ref_saved(x):
+    """(m, log_s) as the cross-entropy forwards save them: the row max and log sum exp(x - max)."""
+    x = _f64(x)
+    m = x.max(-1, keepdims=True)
+    return m[..., 0], np.log(np.exp(x - m).sum(-1))
+
+
+def _check_saved(saved, z, dtype) -> None:
+    m_ref, ls_ref = ref_saved(z)
+    _check(saved[0], m_ref, dtype, what="saved m")
+    _check(saved[1], ls_ref, dtype, scaled=True, what="saved log_s")
+
+
 # ------------------------------------------------------------------------------------ activations
 
 ACT_CASES = {
@@ -327,6 +340,12 @@ def test_softmax_noncontiguous_and_empty(dtype):
         K.softmax_fwd(cp.asarray(np.array(1.0, dtype)))
 
 
+def test_softmax_nan_in_a_short_row():
+    """fmaxf would drop the NaN (giving [0, 0.27, 0.73]); the NumPy path gives NaN everywhere."""
+    y = cp.asnumpy(K.softmax_fwd(_dev(np.array([[np.nan, 1.0, 2.0]], np.float32))))
+    assert np.isnan(y).all()
+
+
 def test_softmax_minus_inf_entries():
     x = np.array([[0.0, -np.inf, 1.0], [-np.inf, 2.0, -np.inf]], dtype=np.float32)
     y = cp.asnumpy(K.softmax_fwd(_dev(x)))
@@ -458,13 +477,15 @@ def test_softmax_ce_dense(cols, dtype, kind):
     g = _g_row(rng, shape[:-1], dtype)
     lse_ref = ref_lse(z)
     loss_ref = lse_ref * _f64(t).sum(-1) - (_f64(t) * _f64(z)).sum(-1)
-    out = (_nan_like(shape[:-1], dtype), _nan_like(shape[:-1], dtype))
-    loss, lse = K.softmax_ce_fwd(_dev(z), _dev(t), out=out)
-    assert loss is out[0] and lse is out[1]
-    _check(lse, lse_ref, dtype, what="lse")
+    lead = shape[:-1]
+    out = (_nan_like(lead, dtype), tuple(_nan_like(lead, dtype) for _ in range(3)))
+    loss, saved = K.softmax_ce_fwd(_dev(z), _dev(t), out=out)
+    assert loss is out[0] and all(a is b for a, b in zip(saved, out[1], strict=True))
+    _check_saved(saved, z, dtype)
+    _check(saved[2], _f64(t).sum(-1), dtype, what="saved t_sum")
     _check(loss, loss_ref, dtype, what="dense CE loss")
     want = _f64(g)[..., None] * (ref_softmax(z) * _f64(t).sum(-1, keepdims=True) - _f64(t))
-    dz = K.softmax_ce_bwd(_dev(z), lse, _dev(t), _dev(g), out=_nan_like(shape, dtype))
+    dz = K.softmax_ce_bwd(_dev(z), saved, _dev(t), _dev(g), out=_nan_like(shape, dtype))
     _check(dz, want, dtype, scaled=True, what="dense CE grad")
 
 
@@ -479,13 +500,14 @@ def test_softmax_ce_sparse(cols, dtype, label_dtype):
     g = _g_row(rng, shape[:-1], dtype)
     lse_ref = ref_lse(z)
     zl = np.take_along_axis(_f64(z), labels[..., None].astype(np.int64), -1)[..., 0]
-    out = (_nan_like(shape[:-1], dtype), _nan_like(shape[:-1], dtype))
-    loss, lse = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels), out=out)
-    _check(lse, lse_ref, dtype, what="lse")
+    lead = shape[:-1]
+    out = (_nan_like(lead, dtype), (_nan_like(lead, dtype), _nan_like(lead, dtype)))
+    loss, saved = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels), out=out)
+    _check_saved(saved, z, dtype)
     _check(loss, lse_ref - zl, dtype, scaled=cols == 1, what="sparse CE loss")
     onehot = _onehot(labels, cols)
     want = _f64(g)[..., None] * (ref_softmax(z) - onehot)
-    dz = K.softmax_ce_sparse_bwd(_dev(z), lse, _dev(labels), _dev(g), out=_nan_like(shape, dtype))
+    dz = K.softmax_ce_sparse_bwd(_dev(z), saved, _dev(labels), _dev(g), out=_nan_like(shape, dtype))
     _check(dz, want, dtype, scaled=True, what="sparse CE grad")
 
 
@@ -497,18 +519,21 @@ def test_softmax_ce_huge_logits_float32(cols):
     labels = np.array([0, 1, cols - 1])
     t = _onehot(labels, cols, np.float32)
     g = np.ones(3, np.float32)
-    for loss, lse in (K.softmax_ce_fwd(_dev(z), _dev(t)), K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))):
-        loss, lse = cp.asnumpy(loss), cp.asnumpy(lse)
-        assert np.isfinite(loss).all() and np.isfinite(lse).all()
+    for loss, saved in (K.softmax_ce_fwd(_dev(z), _dev(t)), K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))):
+        loss = cp.asnumpy(loss)
+        assert np.isfinite(loss).all() and all(np.isfinite(cp.asnumpy(a)).all() for a in saved)
         zl = z[np.arange(3), labels].astype(np.float64)
         np.testing.assert_allclose(loss, ref_lse(z) - zl, rtol=1e-5, atol=2e-3)
-    # the gradient is softmax-exact although lse is rounded to float32 (its ulp at 1e4 is 1e-3)
+    # one pass from (m, log_s) kept apart: softmax-exact at logits of 1e4 (where a float32 lse
+    # would be off by half its ulp, 5e-4)
     want = ref_softmax(z) - t
-    _, lse = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
-    dz = cp.asnumpy(K.softmax_ce_sparse_bwd(_dev(z), lse, _dev(labels), _dev(g)))
+    _, saved = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
+    dz = cp.asnumpy(K.softmax_ce_sparse_bwd(_dev(z), saved, _dev(labels), _dev(g)))
     np.testing.assert_allclose(dz, want, atol=2e-7)
-    dz = cp.asnumpy(K.softmax_ce_bwd(_dev(z), lse, _dev(t), _dev(g)))
+    _, saved = K.softmax_ce_fwd(_dev(z), _dev(t))
+    dz = cp.asnumpy(K.softmax_ce_bwd(_dev(z), saved, _dev(t), _dev(g)))
     np.testing.assert_allclose(dz, want, atol=2e-7)
+    assert np.linalg.norm(dz - want) / np.linalg.norm(want) < 1e-5
 
 
 def test_softmax_ce_tied_extreme_logits_float32():
@@ -518,12 +543,12 @@ def test_softmax_ce_tied_extreme_logits_float32():
     t = _onehot(labels, 3, np.float32)
     g = np.full(3, 1 / 3, np.float32)
     want = g[:, None] * (ref_softmax(z) - t)
-    loss, lse = K.softmax_ce_fwd(_dev(z), _dev(t))
+    loss, saved = K.softmax_ce_fwd(_dev(z), _dev(t))
     np.testing.assert_allclose(cp.asnumpy(loss), [0.0, np.log(2.0), 0.0], atol=2e-3)
-    np.testing.assert_allclose(cp.asnumpy(K.softmax_ce_bwd(_dev(z), lse, _dev(t), _dev(g))), want, atol=1e-7)
-    loss, lse = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
+    np.testing.assert_allclose(cp.asnumpy(K.softmax_ce_bwd(_dev(z), saved, _dev(t), _dev(g))), want, atol=1e-7)
+    loss, saved = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
     np.testing.assert_allclose(cp.asnumpy(loss), [0.0, np.log(2.0), 0.0], atol=2e-3)
-    got = K.softmax_ce_sparse_bwd(_dev(z), lse, _dev(labels), _dev(g))
+    got = K.softmax_ce_sparse_bwd(_dev(z), saved, _dev(labels), _dev(g))
     np.testing.assert_allclose(cp.asnumpy(got), want, atol=1e-7)
 
 
@@ -532,25 +557,25 @@ def test_softmax_ce_shapes(dtype):
     rng = np.random.default_rng(8)
     z = _gen(rng, (2, 3, 40), dtype)
     labels = rng.integers(0, 40, (2, 3))
-    loss, lse = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
-    assert loss.shape == lse.shape == (2, 3)
+    loss, saved = K.softmax_ce_sparse_fwd(_dev(z), _dev(labels))
+    assert loss.shape == saved[0].shape == saved[1].shape == (2, 3)
     zl = np.take_along_axis(_f64(z), labels[..., None], -1)[..., 0]
     _check(loss, ref_lse(z) - zl, dtype)
     # 1-D logits: one row, 0-d results
-    loss, lse = K.softmax_ce_sparse_fwd(_dev(z[0, 0]), _dev(np.array(3)))
-    assert loss.shape == () and lse.shape == ()
+    loss, saved = K.softmax_ce_sparse_fwd(_dev(z[0, 0]), _dev(np.array(3)))
+    assert loss.shape == () and saved[0].shape == ()
     _check(loss, ref_lse(z[0, 0]) - _f64(z[0, 0, 3]), dtype)
-    dz = K.softmax_ce_sparse_bwd(_dev(z[0, 0]), lse, _dev(np.array(3)), _dev(np.array(1.0)))
+    dz = K.softmax_ce_sparse_bwd(_dev(z[0, 0]), saved, _dev(np.array(3)), _dev(np.array(1.0)))
     want = ref_softmax(z[0, 0]) - _onehot(np.array(3), 40)
     _check(dz, want, dtype, scaled=True)
     # non-contiguous logits
     zt = _dev(_gen(rng, (50, 20), dtype)).T
     lab = _dev(rng.integers(0, 50, 20))
-    a = [cp.asnumpy(v) for v in K.softmax_ce_sparse_fwd(zt, lab)]
-    b = [cp.asnumpy(v) for v in K.softmax_ce_sparse_fwd(cp.ascontiguousarray(zt), lab)]
-    np.testing.assert_array_equal(a[0], b[0])
+    a = cp.asnumpy(K.softmax_ce_sparse_fwd(zt, lab)[0])
+    b = cp.asnumpy(K.softmax_ce_sparse_fwd(cp.ascontiguousarray(zt), lab)[0])
+    np.testing.assert_array_equal(a, b)
     # zero rows
-    loss, lse = K.softmax_ce_fwd(cp.empty((0, 5), dtype), cp.empty((0, 5), dtype))
+    loss, saved = K.softmax_ce_fwd(cp.empty((0, 5), dtype), cp.empty((0, 5), dtype))
     assert loss.shape == (0,)
 
 
@@ -616,7 +641,98 @@ def test_runs_on_the_inputs_device():
     with cp.cuda.Device(0):
         y = K.softmax_fwd(xd)
         s = K.sigmoid_fwd(xd)
-        loss, lse = K.softmax_ce_sparse_fwd(xd, labels)
+        loss, _ = K.softmax_ce_sparse_fwd(xd, labels)
     assert y.device.id == s.device.id == loss.device.id == 1
     _check(y, ref_softmax(x), np.float32)
     _check(s, ref_sigmoid(x), np.float32)
+
+
+# ------------------------------------------------- every layout and NaN/inf row, as the host harness
+#
+# The cases and references of tests/test_kernels_host.py (which runs the same kernels on the CPU),
+# on the device: every layout forced in turn, NaN and +-inf at the first, a middle, the last and a
+# tail position of rows of 1 ... 50257 columns, misaligned views.
+
+import test_kernels_host as HT  # noqa: E402
+
+
+class _forced_layout:  # noqa: N801
+    def __init__(self, layout):
+        self.layout = layout
+
+    def __enter__(self):
+        self.rt = K._rt()
+        self.rt.force_layout = self.layout
+
+    def __exit__(self, *exc):
+        self.rt.force_layout = None
+
+
+def _run_dev(op, a, b, offset=0):
+    """``op`` on device copies of a (and b), placed ``offset`` elements into their buffers."""
+
+    def place(x, fill):
+        buf = cp.full(x.size + offset + HT.GUARD, fill, dtype=x.dtype)
+        view = buf[offset : offset + x.size].reshape(x.shape)
+        view[...] = cp.asarray(x)
+        return buf, view
+
+    ins = [place(x, np.nan)[1] for x in ((a,) if b is None else (a, b))]
+    obuf, out = place(np.full(a.shape, HT.SENTINEL, a.dtype), HT.SENTINEL)
+    getattr(K, op)(*ins, out=out)
+    host = cp.asnumpy(obuf)
+    HT._check_guards(host, offset, a.size, op)
+    return cp.asnumpy(out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("op", HT.SOFTMAX_OPS)
+@pytest.mark.parametrize("cols", [1, 3, 31, 32, 33, 100, 1000, 1024, 1025, 4097, 50257])
+def test_softmax_family_every_layout_on_device(op, dtype, cols):
+    rng = np.random.default_rng(cols)
+    a, b = HT._softmax_inputs(op, rng, HT._rows_for(cols) + 2, cols, dtype)
+    ref = HT._softmax_ref(op, a, b)
+    for layout in HT._layouts_for(cols, np.dtype(dtype).itemsize, 1 if b is None else 2):
+        with _forced_layout(layout):
+            HT._compare(_run_dev(op, a, b), ref, dtype, f"{op} cols={cols} {layout}")
+            HT._compare(_run_dev(op, a, b, offset=1), ref, dtype, f"{op} cols={cols} {layout} +1")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("cols", HT.SPECIAL_COLS)
+def test_nan_inf_rows_on_device(cols, value):
+    rng = np.random.default_rng(cols)
+    for dtype in DTYPES:
+        x = HT._special_rows(rng, cols, dtype, value)
+        g = rng.standard_normal(x.shape).astype(dtype)
+        for op in HT.SOFTMAX_OPS:
+            if op.endswith("fwd"):
+                a, b = x, None
+            else:
+                a = HT._softmax_ref(op.replace("bwd", "fwd"), x, None).astype(dtype)
+                b = g.copy()
+                b[-1, cols // 2] = np.nan
+            ref = HT._softmax_ref(op, a, b)
+            for layout in (None, "split") if cols > 32 else (None,):
+                with _forced_layout(layout):
+                    HT._compare(_run_dev(op, a, b), ref, dtype, f"{op} cols={cols} {value} {layout}")
+        rows = x.shape[0]
+        t = rng.uniform(0.1, 1, x.shape).astype(dtype)
+        t[0, -1] = 0.0
+        t[-2] = 0.0
+        lab = rng.integers(0, cols, rows)
+        gr = rng.standard_normal(rows).astype(dtype)
+        for layout in (None, "split"):
+            with _forced_layout(layout):
+                loss, saved = K.softmax_ce_fwd(_dev(x), _dev(t))
+                rloss, rsaved = HT._ce_ref(x, t)
+                HT._compare(cp.asnumpy(loss), rloss, dtype, f"ce loss cols={cols} {value} {layout}")
+                dz = K.softmax_ce_bwd(_dev(x), saved, _dev(t), _dev(gr))
+                rdz = HT.AK.softmax_ce_bwd(
+                    x.astype(np.float64), tuple(s[:, None] for s in rsaved), t.astype(np.float64), gr.astype(np.float64)
+                )
+                gs = np.abs(gr.astype(np.float64))[:, None] * (np.abs(t.sum(-1, keepdims=True)) + np.abs(t))
+                HT._compare(cp.asnumpy(dz), rdz, dtype, f"ce grad cols={cols} {value} {layout}", scale=gs)
+                loss, saved = K.softmax_ce_sparse_fwd(_dev(x), _dev(lab))
+                rloss, rsaved = HT._sce_ref(x, lab)
+                HT._compare(cp.asnumpy(loss), rloss, dtype, f"sparse ce loss cols={cols} {value} {layout}")

@@ -18,8 +18,6 @@ from gpugrad import kernels as K
 #: which keeps the list current. Any other float32 kernel that spills fails it.
 KNOWN_FLOAT32_SPILLS: dict[str, str] = {
     "losses:bce_bwd_f32": "NVRTC 13.0 and 13.5",
-    "softmax:log_softmax_fwd_warp_f32": "NVRTC 13.0",
-    "losses:softmax_ce_sparse_bwd_block_f32": "NVRTC 13.0",
 }
 
 SAMPLE_LOG = """\

@@ -258,6 +258,18 @@ def test_tape_gradient_over_pytrees(device):
         tape.gradient(z, s, output_gradients=[f64(1.0, device)])
 
 
+def test_tape_watch_and_jacobian_over_pytrees(device):
+    a, b = f64([1.0, 2.0], device), f64(3.0, device)
+    with gg.GradientTape(persistent=True) as tape:
+        tape.watch({"a": a, "rest": (b,)})
+        y = a * b
+    j = tape.jacobian(y, {"a": a, "rest": (b,)})
+    np.testing.assert_array_equal(j["a"].numpy(), 3.0 * np.eye(2))
+    np.testing.assert_array_equal(j["rest"][0].numpy(), [1.0, 2.0])
+    with pytest.raises(TypeError, match="None"):
+        tape.watch(None)
+
+
 # -- optimizers -----------------------------------------------------------------------------------------------
 
 

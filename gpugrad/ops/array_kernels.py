@@ -4,8 +4,9 @@ loss ops dispatch to one or the other and nothing else changes.
 
 ``rows`` means every axis but the last; ``C`` is the last axis' length. Each forward returns
 one loss per row and what its backward needs; each backward takes the per-row upstream
-gradient ``g``. (The CUDA kernels save each row's log-sum-exp; here the row max and log-sum are
-kept apart, which is exact at any logit scale.)
+gradient ``g``. The softmax cross-entropy forwards save, as the kernels do, the row shift m (the
+max where finite, else 0) and log Σ e^{z−m} apart, which is exact at any logit scale, and the
+dense one also Σ t, so that each backward is one elementwise pass.
 """
 
 from __future__ import annotations
@@ -88,17 +89,18 @@ def _probs(z, saved):
 
 
 def softmax_ce_fwd(z, t):
-    """Returns (loss per row, saved); loss = Σ t·(log s − (z − m)), no cancellation."""
+    """Returns (loss per row, (m, log s, Σ t)); loss = Σ t·(log s − (z − m)), no cancellation."""
     m, logs = _shift_logsum(z)
     nll = logs - (z - m)
     with np.errstate(invalid="ignore"):  # 0·inf, replaced by its limit 0
         tn = t * nll
-    return _xp(z).where(t != 0, tn, 0).sum(axis=-1), (m, logs)  # t = 0 at a masked −inf: adds 0
+    loss = _xp(z).where(t != 0, tn, 0).sum(axis=-1)  # t = 0 at a masked −inf: adds 0
+    return loss, (m, logs, t.sum(axis=-1, keepdims=True))
 
 
 def softmax_ce_bwd(z, saved, t, g):
-    p = _probs(z, saved)
-    p *= t.sum(axis=-1, keepdims=True)
+    p = _probs(z, saved[:2])
+    p *= saved[2]
     p -= t
     p *= _col(g)
     return p

@@ -8,8 +8,8 @@ launch on CuPy float arrays (:mod:`gpugrad.kernels`), a few array calls elsewher
 own backward (second order) differentiates the composed gpugrad expressions below again
 (``composed_vjp``): exact, and only paid for when a higher order is asked for.
 
-The fused softmax-cross-entropy forward keeps only each row's log-sum-exp for the backward, which
-writes ``(softmax(z)·Σt − t)·g`` straight from the logits.
+The fused softmax-cross-entropy forward keeps only per-row values for the backward (the row shift,
+log of the sum and Σt), which writes ``(softmax(z)·Σt − t)·g`` straight from the logits in one pass.
 """
 
 from __future__ import annotations
@@ -184,13 +184,13 @@ BCE_LOGITS = _fused_loss(
 SOFTMAX_CE = _fused_loss(
     "softmax_cross_entropy", _ce, _ce_grad,
     lambda k, t, z: k.softmax_ce_fwd(z, t),
-    lambda k, t, z, g, lse: k.softmax_ce_bwd(z, lse, t, g),
+    lambda k, t, z, g, saved: k.softmax_ce_bwd(z, saved, t, g),
     empty=0.0,
 )
 SPARSE_SOFTMAX_CE = _fused_loss(
     "sparse_softmax_cross_entropy", _sparse_ce, _sparse_ce_grad,
     lambda k, t, z: k.softmax_ce_sparse_fwd(z, t),
-    lambda k, t, z, g, lse: k.softmax_ce_sparse_bwd(z, lse, t, g),
+    lambda k, t, z, g, saved: k.softmax_ce_sparse_bwd(z, saved, t, g),
     empty=0.0,
 )
 
