@@ -152,6 +152,14 @@ def suite(outdir: str) -> None:
             opt.minimize(lambda p=params, s=step: opt_loss(p, xs, ys, float(u_used(r, s)), s), params)
         out[f"opt_{kind}"] = np.concatenate([p.numpy().ravel() for p in params])
         out[f"opt_{kind}_iterations"] = opt.iterations
+    # pytrees: one (gradients, variables) pair of two dicts
+    tree = {"w": gg.Variable(np.full((2, 2), 1.0 + r)), "b": gg.Variable(np.zeros(2))}
+    dist.broadcast_variables(tree)
+    opt = dist.DistributedOptimizer(gg.optimizers.SGD(0.1))
+    with gg.GradientTape() as tape:
+        loss = gg.sum(gg.square(gg.constant(np.full((1, 2), float(r + 1))) @ tree["w"] + tree["b"]))
+    opt.apply_gradients([(tape.gradient(loss, tree), tree)])
+    out["tree_w"], out["tree_b"] = tree["w"].numpy(), tree["b"].numpy()
     # PyTorch style: .grad averaged before step(); different starts, so step 0 only broadcasts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -156,6 +156,18 @@ def test_first_update_without_broadcast_is_replaced_by_one(suite):
     assert [bool(d["skip_warned"]) for d in ranks] == [True] + [False] * (n - 1)
 
 
+def test_pytree_pairs(suite):
+    n, ranks, _ = suite
+    # rank r's row x = (r+1)·[1, 1]; at w = 1, b = 0 the loss sum((x @ w + b)²) has the gradients
+    # 2·outer(x, x @ w) for w and 2·(x @ w) for b: averaged over the ranks, one SGD step of 0.1
+    w = np.ones((2, 2))
+    gw = sum(2 * np.outer(np.full(2, r + 1.0), np.full(2, r + 1.0) @ w) for r in range(n)) / n
+    gb = sum(2 * (np.full(2, r + 1.0) @ w) for r in range(n)) / n
+    for d in ranks:
+        np.testing.assert_allclose(d["tree_w"], w - 0.1 * gw, rtol=1e-12)
+        np.testing.assert_allclose(d["tree_b"], -0.1 * gb, rtol=1e-12)
+
+
 def test_pytorch_style_step(suite):
     n, ranks, _ = suite
     x, y = job.opt_data()

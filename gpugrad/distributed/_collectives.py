@@ -328,8 +328,9 @@ def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
     root = _check_root(w, root, "broadcast_optimizer_state")
     if w.size == 1:
         return
-    slots = [a.data if isinstance(a, Tensor) else a for a in optimizer.variables()]
-    _outside_jit(slots, "broadcast_optimizer_state")
+    items = list(optimizer.variables())  # slot Variables (or arrays)
+    _outside_jit(items, "broadcast_optimizer_state")
+    slots = [a.data if isinstance(a, Tensor) else a for a in items]
     first = slots[0] if slots else np.empty(0, np.float32)
     layout = ";".join(f"{tuple(a.shape)}:{a.dtype.str}:{backend.device_of(a).split(':')[0]}" for a in slots)
     agree(w, "broadcast_variables", root, first, shape=(len(slots), sum(int(a.size) for a in slots)), layout=layout)
@@ -340,7 +341,10 @@ def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
         off = 0
         for i in idx:
             a = slots[i]
-            a[...] = flat[off : off + a.size].reshape(a.shape)
+            if isinstance(items[i], Tensor):
+                _set_value(items[i], flat[off : off + a.size].reshape(a.shape))
+            else:
+                a[...] = flat[off : off + a.size].reshape(a.shape)
             off += a.size
     step = np.array([optimizer.iterations], np.int64)
     bcast_(w, step, root)

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import backend
 from ..graph import enable_grad
-from ..optimizers import Optimizer
+from ..optimizers import Optimizer, _leaf_pairs
 from ..tensor import Tensor, Variable
 from ._collectives import agree, allreduce_, broadcast_variables, groups_by_array, is_synced, layout_of
 from ._world import world
@@ -122,7 +122,7 @@ class DistributedOptimizer(Optimizer):
         pass  # all set up by __new__
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        pairs = list(grads_and_vars)
+        pairs = list(_leaf_pairs(grads_and_vars))  # a pair of two pytrees gives one pair per leaf
         variables = [v for _, v in pairs]
         for v in variables:
             if not isinstance(v, Variable):
