@@ -2,17 +2,20 @@
 
 Loading. Each module (``activations``, ``softmax``, ``losses``) is one CUDA C source with
 ``kernels/common.cuh`` inlined in place of its ``#include``; the same text goes to
-``cupy.RawModule`` on a GPU (compiled by NVRTC on first use, once per device, cached on disk by
-CuPy) and to the low-level NVRTC binding in :func:`nvrtc_compile`, which needs no GPU and is what
-the CI compile test runs. Importing this module neither imports CuPy nor compiles anything.
+``cupy.RawModule`` on a GPU (compiled by NVRTC on first use, once per device and compile unit --
+one operation's layouts, see :func:`compile_unit` -- cached on disk by CuPy) and to the low-level
+NVRTC binding in :func:`nvrtc_compile`, which needs no GPU and is what the CI compile test runs.
+Importing this module neither imports CuPy nor compiles anything.
 
 Launching. The array-level functions below take CuPy arrays and return new CuPy arrays of the
 input's float dtype (float32 or float64; float64 is computed in float64). Inputs are made
 contiguous, secondary inputs (targets, upstream gradients) are cast to the main input's dtype, and
 every function accepts ``out=`` (a contiguous array of the result's shape and dtype, or a tuple of
 them for two results) that must not overlap the inputs. "Rows" are all leading axes flattened and
-``C`` is the length of the last axis; per-row arguments (``g_row``, ``lse``, ``labels``) have shape
-``x.shape[:-1]`` (or any shape of that size, or one that broadcasts to it).
+``C`` is the length of the last axis; per-row arguments (``g_row``, the ``saved`` values of the
+cross-entropy forwards, ``labels``) have shape ``x.shape[:-1]`` (or any shape of that size, or one
+that broadcasts to it). Row operations pick a layout per call (:func:`row_plan`): several rows per
+warp, a row in registers or in shared memory, or a row split across blocks; each is its own kernel.
 """
 
 from __future__ import annotations

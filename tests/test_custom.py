@@ -200,6 +200,30 @@ def test_user_op_definition_errors():
         Swish.apply("x")
 
 
+@pytest.mark.gpu
+def test_user_op_device_errors():
+    class HostForward(gg.Op):
+        @staticmethod
+        def forward_cpu(x):
+            return x
+
+        @staticmethod
+        def forward_gpu(x):
+            return x.get()  # a NumPy array for a CuPy input
+
+        @staticmethod
+        def backward(ctx, gy):
+            return gy
+
+    with pytest.raises(RuntimeError, match="HostForward: the forward returned an array on cpu for inputs on cuda"):
+        HostForward.apply(gg.Tensor([1.0], device="cuda"))
+
+    HostGrad = _bad_op(lambda ctx, gy: (gy, gg.Tensor(np.ones(3))))
+    a = gg.Tensor(np.ones(3), device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="backward of Bad returned the gradient of input 1 on cpu"):
+        gg.sum(HostGrad.apply(a, a)).backward()
+
+
 # --------------------------------------------------------------------------- TensorFlow spelling
 
 

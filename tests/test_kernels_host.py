@@ -25,6 +25,8 @@ from gpugrad.ops.softmax import _log_softmax_np, _softmax_np
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cuda_host"))
 import host_kernels as H  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy references of NaN/inf rows
+
 SENTINEL = -7777.0
 GUARD = 8
 DTYPES = [np.float32, np.float64]
@@ -460,3 +462,55 @@ def test_harness_reports_bad_warp_masks(rt):
     x = np.zeros((2, 40), np.float32)
     with pytest.raises(H.HostKernelError, match="mask"):
         kern((1,), (48,), (x, np.empty_like(x), np.int64(2), np.int64(40)))
+
+
+# ------------------------------------------------------------------------------ the harness itself
+
+
+@pytest.mark.parametrize("width", [32, 16, 8, 4])
+def test_harness_shuffle_semantics(rt, width):
+    out = np.zeros(4 * 64, np.int32)
+    rt.kernel("selftest", "shuffles")((1,), (64,), (out, np.int32(width)))
+    got = out.reshape(64, 4)
+    for t in range(64):
+        lane, base = t % 32, (t // 32) * 32
+        seg = lane // width * width  # first lane of this lane's group of `width`
+        v = [100 * t] * 4
+        src = lane ^ 1
+        v[0] = 100 * (base + src) if src < seg + width else 100 * t
+        v[1] = 100 * (t + 3) if lane - seg + 3 < width else 100 * t
+        v[2] = 100 * (t - 2) if lane - seg - 2 >= 0 else 100 * t
+        v[3] = 100 * (base + seg + 5 % width)
+        assert list(got[t]) == v, (t, width)
+
+
+def test_harness_ballot_shared_memory_atomics(rt, rng):
+    out = np.zeros(64, np.uint32)
+    rt.kernel("selftest", "ballot")((1,), (64,), (out,))
+    for w in range(2):
+        want = sum(1 << lane for lane in range(32) if (32 * w + lane) % 3 == 0)
+        assert (out[32 * w : 32 * w + 32] == want).all()
+    n = 90
+    x = rng.standard_normal((3, n)).astype(np.float32)
+    sums, rev = np.zeros(3, np.float32), np.zeros((3, n), np.float32)
+    rt.kernel("selftest", "block_sum_and_reverse")((3,), (96,), (x, sums, rev, np.int32(n)), shared_mem=4 * n)
+    np.testing.assert_allclose(sums, x.sum(1), rtol=1e-5)
+    np.testing.assert_array_equal(rev, x[:, ::-1])
+    counter, total = np.zeros(1, np.int32), np.zeros(1, np.float32)
+    rt.kernel("selftest", "atomics")((5,), (64,), (counter, total))
+    assert counter[0] == 320 and total[0] == 160.0
+
+
+@pytest.mark.parametrize(
+    ("name", "block", "message"),
+    [
+        ("bad_full_mask", 48, "exited or does not exist"),
+        ("bad_half_barrier", 64, "deadlock"),
+        ("bad_exit_at_barrier", 64, "exited while others wait"),
+        ("bad_masks", 32, "mask"),
+    ],
+)
+def test_harness_reports_undefined_behaviour(rt, name, block, message):
+    x = np.zeros(64, np.float32)
+    with pytest.raises(H.HostKernelError, match=message):
+        rt.kernel("selftest", name)((1,), (block,), (x,))

@@ -63,7 +63,7 @@ class Context(tuple):
 
     @property
     def needs_input_grad(self) -> tuple:
-        return tuple(bool(m) for m in self[2])
+        return tuple(map(bool, self[2]))
 
     def __getattr__(self, name):
         # only reached for names that are not defined above: the keyword arguments of ``apply``
@@ -147,9 +147,18 @@ def _make_apply(cls):
                     check_devices(a, b, name)
                 out = _forward_other(cls, (da, db), params)
         else:
-            inputs = as_inputs(inputs, name)
+            if not n:
+                raise TypeError(f"{name}.apply needs at least one input")
+            for x in inputs:
+                if not isinstance(x, Tensor):
+                    inputs = as_inputs(inputs, name)
+                    break
             arrays = [t.data for t in inputs]
-            if arrays[0].__class__ is np.ndarray:
+            kind = arrays[0].__class__
+            for i, a in enumerate(arrays):
+                if a.__class__ is not kind:  # NumPy scalars pass; another device raises
+                    check_devices(inputs[0], inputs[i], name)
+            if kind is np.ndarray:
                 out = fcpu(*arrays, **params)
             else:
                 out = _forward_other(cls, arrays, params)
@@ -261,6 +270,12 @@ def finish(cls, ts, out, params, name: str) -> Tensor:
             out = np.asarray(out)
         elif isinstance(out, Tensor) or not hasattr(out, "dtype"):
             raise TypeError(f"{name}: the forward must return one array, got {type(out).__name__}")
+        dev = backend.device_of(out)
+        if ts and dev != ts[0].device:
+            raise RuntimeError(
+                f"{name}: the forward returned an array on {dev} for inputs on {ts[0].device}; return it "
+                "on the inputs' device"
+            )
     bw = cls._node_backward
     if params or saved is not None:
         fn = bw
@@ -309,6 +324,11 @@ def check_grads(name: str, grads, inputs) -> tuple:
                 g = Tensor(g, dtype=x.dtype, device=x.device)
             if g.shape != x.shape:
                 g = _fit_shape(name, i, g, x)
+            if g.device != x.device:
+                raise RuntimeError(
+                    f"the backward of {name} returned the gradient of input {i} on {g.device}; the input is "
+                    f"on {x.device}"
+                )
         out.append(g)
     return tuple(out)
 

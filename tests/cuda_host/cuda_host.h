@@ -126,6 +126,7 @@ struct State {
     dim3 block_dim, grid_dim;
     int nthreads = 0;
     int bar_arrived = 0;
+    int exited = 0;  // threads of the current block that have returned
     unsigned bar_gen = 0;
     unsigned long long progress = 0;
     std::function<void()> body;
@@ -245,6 +246,10 @@ inline void check_width(int width) {
 
 inline void syncthreads() {
     State& s = st();
+    if (s.exited > 0) {
+        fail("a thread exited while others wait at __syncthreads");
+        yield();
+    }
     ++s.progress;
     const unsigned gen = s.bar_gen;
     if (++s.bar_arrived == s.nthreads) {
@@ -259,6 +264,7 @@ inline void fiber_main() {
     State& s = st();
     s.body();
     s.cur->done = true;
+    ++s.exited;
     ++s.progress;
     if (s.bar_arrived > 0) fail("a thread exited while others wait at __syncthreads");
     // ucontext: returning switches to uc_link (the scheduler)
@@ -311,6 +317,7 @@ inline std::string launch(dim3 grid, dim3 block, size_t smem, std::function<void
             for (unsigned bx = 0; bx < grid.x; ++bx) {
                 s.block_idx = {bx, by, bz};
                 s.bar_arrived = 0;
+                s.exited = 0;
                 for (auto& w : s.warps) w = Warp();
                 // a NaN pattern (0xff bytes) in dynamic shared memory: unwritten reads stay visible
                 std::memset(dynamic_smem(), 0xff, smem);

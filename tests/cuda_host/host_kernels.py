@@ -36,14 +36,17 @@ def compiler() -> str | None:
 
 
 def _registry(module: str) -> str:
-    names = K.kernel_names(module)
+    return _registry_of(K.KERNEL_DIR / (module + ".cu"), K.kernel_names(module))
+
+
+def _registry_of(path: Path, names: list[str]) -> str:
     rows = "\n".join(
         f'    {{"{n}", [](dim3 g, dim3 b, size_t s, void** a) {{ return gg_host::launch_packed(&{n}, g, b, s, a); }},'
         f" [] {{ return gg_host::param_sizes(&{n}); }}}},"
         for n in names
     )
     return f"""#include "cuda_host.h"
-#include "{(K.KERNEL_DIR / (module + ".cu")).as_posix()}"
+#include "{path.as_posix()}"
 
 namespace {{
 struct Entry {{
@@ -107,13 +110,28 @@ def _cache_dir() -> Path:
 def _key(cxx: str, module: str, text: str) -> str:
     h = hashlib.sha256()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    for part in (version, " ".join(FLAGS), text, HEADER.read_text(), K.source(module)):
+    src = (HERE / "selftest.cu").read_text() + K.source("softmax") if module == "selftest" else K.source(module)
+    for part in (version, " ".join(FLAGS), text, HEADER.read_text(), src):
         h.update(part.encode())
     return h.hexdigest()[:20]
 
 
-def build(modules: tuple[str, ...] = K.MODULES) -> dict[str, Path]:
-    """Shared libraries of ``modules`` (built in parallel where not cached)."""
+#: kernels of tests/cuda_host/selftest.cu, which check the harness itself
+SELFTEST = (
+    "shuffles",
+    "ballot",
+    "block_sum_and_reverse",
+    "atomics",
+    "bad_full_mask",
+    "bad_half_barrier",
+    "bad_exit_at_barrier",
+    "bad_masks",
+)
+
+
+def build(modules: tuple[str, ...] = (*K.MODULES, "selftest")) -> dict[str, Path]:
+    """Shared libraries of ``modules`` (built in parallel where not cached); ``'selftest'`` is the
+    harness's own test kernels."""
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found")
@@ -122,7 +140,7 @@ def build(modules: tuple[str, ...] = K.MODULES) -> dict[str, Path]:
     out: dict[str, Path] = {}
     jobs: list[tuple[str, Path, Path, subprocess.Popen[str]]] = []
     for module in modules:
-        text = _registry(module)
+        text = _registry_of(HERE / "selftest.cu", list(SELFTEST)) if module == "selftest" else _registry(module)
         lib = cache / f"{module}-{_key(cxx, module, text)}.so"
         out[module] = lib
         if lib.exists():
@@ -222,7 +240,7 @@ class HostRuntime(K.Runtime):
         self.launched: list[str] = []
 
     def kernel(self, module: str, name: str) -> Any:
-        if name not in K.kernel_names(module):
+        if name not in (SELFTEST if module == "selftest" else K.kernel_names(module)):
             raise KeyError(f"module {module!r} has no kernel {name!r}")
         kern = self._kernels.get(name)
         if kern is None:
