@@ -169,7 +169,8 @@ def custom_gradient(f=None):
     ``f(*args)`` returns ``(y, grad_fn)``; ``grad_fn(*dys)`` returns the gradient of each tensor
     argument (one, or a list with one per argument; None for none). ``y`` may be a Tensor or a
     tuple/list of Tensors (``grad_fn`` then takes one gradient per output). Number and array
-    arguments become constant tensors; keyword arguments are passed through, not differentiated.
+    arguments become constant tensors (and get a gradient entry); other arguments (``self`` of a
+    method) and keyword arguments are passed through, not differentiated.
 
     Trainable Variables that ``f`` reads without taking them as arguments get gradients too:
     ``grad_fn`` must then accept ``variables=`` (the list of them) and return
@@ -185,13 +186,15 @@ def custom_gradient(f=None):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         like = next((a for a in args if isinstance(a, Tensor)), None)
-        ts = tuple(a if isinstance(a, Tensor) else as_tensor(a, like) for a in args)
+        # tensors, numbers and arrays are the inputs; anything else (``self`` of a method) passes through
+        args = tuple(a if isinstance(a, Tensor) or not _numeric(a) else as_tensor(a, like) for a in args)
+        ts = tuple(a for a in args if isinstance(a, Tensor))
         from .tape import GradientTape
 
         # a tape that only notes which trainable Variables f reads (TensorFlow's VariableWatcher)
         watcher = GradientTape(watch_accessed_variables=True)
         with watcher:
-            result = f(*ts, **kwargs)
+            result = f(*args, **kwargs)
         if not isinstance(result, (tuple, list)) or len(result) != 2 or not callable(result[1]):
             raise TypeError(f"{name}: a custom_gradient function must return (y, grad_fn)")
         y, grad_fn = result
@@ -224,6 +227,17 @@ def custom_gradient(f=None):
         return rebuild(_record(name, inputs, ys, vjp))
 
     return wrapper
+
+
+def _numeric(a) -> bool:
+    if isinstance(a, (int, float, np.ndarray, np.generic)) or hasattr(a, "__cuda_array_interface__"):
+        return True
+    if isinstance(a, (list, tuple)):  # nested lists of numbers, as TensorFlow converts them
+        try:
+            return np.asarray(a).dtype.kind in "biuf"
+        except (ValueError, TypeError):
+            return False
+    return False
 
 
 def _as_seq(g, n):

@@ -304,6 +304,19 @@ def test_tf_variables_keyword(rng):
             no_vars_kw(x)
 
 
+def test_tf_method_and_non_tensor_arguments(rng):
+    class Layer:
+        scale = 3.0
+
+        @gg.custom_gradient
+        def call(self, x):
+            return x * self.scale, lambda dy: dy * self.scale
+
+    x = rng.standard_normal(4)
+    check_grad(lambda t: Layer().call(t), [x], order=2)
+    np.testing.assert_allclose(_d(lambda t: Layer().call(t), x), 3.0)
+
+
 def test_tf_errors_name_the_function(rng):
     @gg.custom_gradient
     def wrong_count(a, b):
