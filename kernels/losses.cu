@@ -229,6 +229,11 @@ __device__ __forceinline__ void mse_bwd(const T* t, const T* p, const T* __restr
     });
 }
 
+// a / b for a divisor known to lie in [eps(1 - eps), 1/4]: float32 takes the 2-ulp hardware divide,
+// because IEEE division's slow-path subroutine made this kernel spill registers; float64 keeps "/".
+__device__ __forceinline__ float div_bounded(float a, float b) { return __fdividef(a, b); }
+__device__ __forceinline__ double div_bounded(double a, double b) { return a / b; }
+
 template <typename T>
 __device__ __forceinline__ void bce_bwd(const T* t, const T* p, const T* __restrict__ g, T* dp, gg_i64 rows,
                                         gg_i64 cols, T eps) {
@@ -239,7 +244,7 @@ __device__ __forceinline__ void bce_bwd(const T* t, const T* p, const T* __restr
     ew_map<T, 2, 1, true>(in, out, rows * cols, cols, [&](gg_i64 r, gg_i64, const T (&a)[2], T (&o)[1]) {
         const T pv = a[1];
         // written so that a NaN p gives NaN, not 0
-        o[0] = (pv <= eps || pv >= hi) ? T(0) : (g[r] * inv_c) * (pv - a[0]) / (pv * (T(1) - pv));
+        o[0] = (pv <= eps || pv >= hi) ? T(0) : div_bounded((g[r] * inv_c) * (pv - a[0]), pv * (T(1) - pv));
     });
 }
 

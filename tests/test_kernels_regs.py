@@ -12,13 +12,9 @@ import pytest
 from bench import kernel_resources as KR
 from gpugrad import kernels as K
 
-#: float32 kernels ("module:kernel") that spilled for sm_90 when this check was added, with the NVRTC
-#: that showed it (13.0 comes with PyTorch's CUDA 13.0 wheels, 13.5 is the newest wheel). Spills
-#: depend on the compiler, so a listed kernel may pass; one that no longer exists fails the test,
-#: which keeps the list current. Any other float32 kernel that spills fails it.
-KNOWN_FLOAT32_SPILLS: dict[str, str] = {
-    "losses:bce_bwd_f32": "NVRTC 13.0 and 13.5",
-}
+#: float32 kernels ("module:kernel") allowed to spill for sm_90, with the NVRTC that showed it. Empty:
+#: no float32 kernel may spill. A listed kernel that no longer exists fails the test.
+KNOWN_FLOAT32_SPILLS: dict[str, str] = {}
 
 SAMPLE_LOG = """\
 ptxas info    : 8 bytes gmem
