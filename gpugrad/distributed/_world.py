@@ -31,6 +31,7 @@ _CHECK_VAR = "GPUGRAD_DIST_CHECK"
 # before it aborts the job (a rank that exits early would otherwise leave them blocked forever).
 _EXIT_VAR = "GPUGRAD_DIST_EXIT_TIMEOUT"
 _EXIT_DEFAULT = 300.0
+_ABORT_GRACE_S = 0.5  # how long an aborting rank waits for the launcher to forward its output
 
 
 class World:
@@ -130,6 +131,19 @@ def _check_launcher_size(size: int) -> None:
             )
 
 
+def _abort(w: World) -> None:
+    """Flush this rank's output, give the launcher a moment to forward it, then end the whole job.
+
+    MPI_Abort makes the launcher kill every process at once: output still in a pipe to it is lost,
+    so without the pause the line naming the failed rank sometimes never reaches the terminal."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        time.sleep(_ABORT_GRACE_S)
+    finally:
+        w.comm.Abort(1)
+
+
 def _install_abort_hook(w: World) -> None:
     """An uncaught exception on any rank prints its traceback, names the rank, and aborts the
     whole job (MPI_Abort), instead of leaving the other ranks blocked in their next collective."""
@@ -144,10 +158,8 @@ def _install_abort_hook(w: World) -> None:
                     f"gpugrad.distributed: rank {w.rank} of {w.size} failed with {etype.__name__}: {value}; "
                     "aborting the job\n"
                 )
-                sys.stderr.flush()
-                sys.stdout.flush()
             finally:
-                w.comm.Abort(1)
+                _abort(w)
 
     sys.excepthook = abort_on_exception
 
@@ -177,8 +189,7 @@ def _wait_for_all_at_exit(w: World, timeout: float) -> None:
                     f"every rank did within {timeout:g} s (a rank ended early or is stuck in a collective); "
                     f"aborting the job ({_EXIT_VAR} sets the wait)\n"
                 )
-                sys.stderr.flush()
-                w.comm.Abort(1)
+                _abort(w)
             time.sleep(0.005)
     except Exception:  # noqa: BLE001 - MPI already finalized or torn down: nothing left to wait for
         pass
