@@ -131,8 +131,19 @@ def set_lr(model, value: float, who: str) -> None:
     opt.learning_rate = float(value)
 
 
+def _chief() -> bool:
+    """False on ranks other than 0 of a data-parallel job. Every rank sees the same averaged logs and
+    keeps the same callback state, but only rank 0 prints and writes files: the others would write
+    the same bytes to the same path at the same time."""
+    from .distributed._fit import job
+
+    w = job()
+    return w is None or w.rank == 0
+
+
 def _say(msg: str) -> None:
-    print(msg, file=sys.stdout, flush=True)
+    if _chief():
+        print(msg, file=sys.stdout, flush=True)
 
 
 class EarlyStopping(Callback):
@@ -253,6 +264,8 @@ class ModelCheckpoint(Callback):
             self.best = current
         elif self.verbose > 0:
             _say(f"Epoch {epoch + 1}: saving model to {path}")
+        if not _chief():
+            return
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
@@ -364,12 +377,17 @@ class CSVLogger(Callback):
         self._header = True
 
     def on_train_begin(self, logs=None):
+        self._file = self._writer = self._keys = None
+        if not _chief():
+            return
         self._header = not (self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0)
         self._file = open(self.filename, "a" if self.append else "w", newline="")  # noqa: SIM115
         self._writer = None
         self._keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._file is None:  # not rank 0 of a job
+            return
         logs = logs or {}
         if self._keys is None:
             self._keys = sorted(logs)

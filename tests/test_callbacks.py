@@ -305,3 +305,24 @@ def test_digits_like_training_with_dropout_and_callbacks(tmp_path):
     assert ckpt.exists() and (tmp_path / "log.csv").read_text().count("\n") == len(hist.history["loss"]) + 1
     reloaded = gg.nn.load_model(ckpt)
     assert reloaded.evaluate(x_test, y_test, return_dict=True)["accuracy"] == pytest.approx(test["accuracy"])
+
+
+@pytest.mark.parametrize("rank, writes", [(0, True), (1, False)])
+def test_only_rank_zero_of_a_job_writes_checkpoints_and_csv(tmp_path, monkeypatch, capsys, rank, writes):
+    from types import SimpleNamespace
+
+    from gpugrad.distributed import _fit
+
+    model = _model()
+    model(gg.constant(_data()[0][:2]))  # build the weights
+    monkeypatch.setattr(_fit, "job", lambda: SimpleNamespace(rank=rank, size=2))
+    ckpt = C.ModelCheckpoint(tmp_path / "w.npz", monitor="loss", save_weights_only=True, verbose=1)
+    log = C.CSVLogger(tmp_path / "log.csv")
+    for cb in (ckpt, log):
+        cb.set_model(model)
+        cb.on_train_begin()
+        cb.on_epoch_end(0, {"loss": 0.5})
+        cb.on_train_end()
+    assert (tmp_path / "w.npz").exists() is writes
+    assert (tmp_path / "log.csv").exists() is writes
+    assert ("saving model" in capsys.readouterr().out) is writes
