@@ -223,8 +223,8 @@ def test_smoke_check_fails_on_a_wrong_op(monkeypatch):
     assert ok["ok"] and ok["fwd"] < 1e-6
     import gpugrad as gg
 
-    ops = GS._gg_ops()
-    monkeypatch.setattr(GS, "_gg_ops", lambda: {**ops, "softmax": lambda x: gg.softmax(x * 1.0001)})
+    real = GS._gg_op
+    monkeypatch.setattr(GS, "_gg_op", lambda n: (lambda x: gg.softmax(x * 1.0001)) if n == "softmax" else real(n))
     bad = GS.check_op("softmax", (3, 33), "float32", "cpu")
     assert not bad["ok"]
 
