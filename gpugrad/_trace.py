@@ -219,6 +219,13 @@ class Trace:
         seen = []
         targs, rargs = self._conv(tuple(args), seen)
         tkw, rkw = self._conv(dict(kwargs), seen)
+        wr = []
+        for w in writes:
+            _collect(targs[w] if isinstance(w, int) else tkw.get(w), wr)
+        for w in wr:
+            root = self.bufs[w].root
+            if self.bufs[root].kind == "const":
+                self._fresh_copy(root, seen)
         if isinstance(fn, tuple):
             name = fn[0]
             if name == "method":
@@ -230,10 +237,6 @@ class Trace:
                 res = None
         else:
             res = (real_fn or fn)(*rargs, **rkw)
-        wr = []
-        for w in writes:
-            t = targs[w] if isinstance(w, int) else tkw.get(w)
-            _collect(t, wr)
         fresh = []
         out = self._wrap(res, seen, fresh)
         if not wr and not fresh and type(fn) is tuple and fn[0] == "method" and isinstance(out[0], Ref):
@@ -245,6 +248,20 @@ class Trace:
                     err=None if err == self.err0 else err)
         self.instrs.append(ins)
         return out[1]
+
+    def _fresh_copy(self, i, seen):
+        """A constant about to be written in place (an op filling an array it made from constants):
+        each replay must start from its value as it is now, so it becomes a buffer copied afresh
+        from a snapshot at the start of the program (earlier readers see the same value)."""
+        b = self.bufs[i]
+        real = b.value
+        snap = self.new_buf("const", real.copy())
+        b.kind = "new"
+        self.instrs.insert(0, Instr(("method", "copy"), (Ref(snap.i),), {}, Ref(i), [], [i]))
+        proxy = Traced(self, i, real)
+        for k, (r, p) in enumerate(seen):
+            if p is None and r is real:
+                seen[k] = (r, proxy)
 
     def _is_array(self, v) -> bool:
         return type(v) is np.ndarray or backend.is_cupy_array(v)
@@ -406,14 +423,43 @@ class TracedNamespace:
         return getattr(np, name)
 
 
+def _foreign(x) -> bool:
+    """An operand with array protocols of its own (a Tensor): it must see the proxy itself, or it
+    would compute on the real array and the input would be frozen into the trace as a constant."""
+    cls = type(x)
+    if cls is Traced or cls is HostValue or cls is np.ndarray or isinstance(x, (np.generic, int, float)):
+        return False
+    proto = getattr(cls, "__array_ufunc__", None)
+    return proto is not None and proto is not np.ndarray.__array_ufunc__ and not backend.is_cupy_array(x)
+
+
+def _any_foreign(args) -> bool:
+    for a in args:
+        if type(a) in (list, tuple):
+            if _any_foreign(a):
+                return True
+        elif _foreign(a):
+            return True
+    return False
+
+
 def _uf(uf, swap=False):
     if swap:
-        return lambda self, other: uf(other, self)
-    return lambda self, other: uf(self, other)
+        def rop(self, other):
+            return NotImplemented if _foreign(other) else uf(other, self)
+
+        return rop
+
+    def op(self, other):
+        return NotImplemented if _foreign(other) else uf(self, other)
+
+    return op
 
 
 def _iuf(uf):
     def op(self, other):
+        if _foreign(other):
+            return NotImplemented
         if type(self._v) is not np.ndarray and not backend.is_cupy_array(self._v):
             return uf(self, other)  # a NumPy scalar: no in-place form (as Python does)
         return uf(self, other, out=self)
@@ -486,9 +532,13 @@ class Traced:
 
     # the array protocols: every NumPy ufunc and function on a proxy lands here
     def __array_ufunc__(self, uf, method, *inputs, **kwargs):
+        if _any_foreign(inputs):
+            return NotImplemented  # NumPy then asks the Tensor, which records an op on this proxy
         return self._t.ufunc(uf, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if _any_foreign(args):
+            return NotImplemented
         return self._t.function(func, args, kwargs)
 
     # reading into Python: refused

@@ -81,7 +81,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
                 continue
             if not create_graph:
                 g = g.detach()
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+            if leaf.grad is None:
+                leaf.grad = g
+                if graph.GRAD_SET_HOOK is not None:
+                    graph.GRAD_SET_HOOK(leaf, g)
+            else:
+                leaf.grad = leaf.grad + g
 
 
 def _leaves(outputs):

@@ -79,25 +79,34 @@ def device_of(a) -> str:
 _host_hook = None  # set by gg.jit while it traces
 _check_hook = None
 _array_hook = None
+_call_hook = None
 
 
 @contextlib.contextmanager
 def untraced():
     """Host-side draws and checks inside run once, unrecorded, even while a compiled step traces
     (a layer drawing its initial weights on its first call)."""
-    global _host_hook, _check_hook, _array_hook
-    saved = _host_hook, _check_hook, _array_hook
-    _host_hook = _check_hook = _array_hook = None
+    global _host_hook, _check_hook, _array_hook, _call_hook
+    saved = _host_hook, _check_hook, _array_hook, _call_hook
+    _host_hook = _check_hook = _array_hook = _call_hook = None
     try:
         yield
     finally:
-        _host_hook, _check_hook, _array_hook = saved
+        _host_hook, _check_hook, _array_hook, _call_hook = saved
 
 
 def host_array(fn, *args, **kwargs):
     """``fn(*args, **kwargs)``: an array made by host-side code (random numbers). While a compiled
     step traces, the call is also recorded to run at every replay, so each call draws afresh."""
     hook = _array_hook
+    return fn(*args, **kwargs) if hook is None else hook(fn, args, kwargs)
+
+
+def array_call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``: a pure function of arrays that a trace cannot look inside (SciPy's or
+    CuPy's special functions). While a compiled step traces, it is recorded as one call on the
+    traced arrays, run again at every replay on that call's arrays."""
+    hook = _call_hook
     return fn(*args, **kwargs) if hook is None else hook(fn, args, kwargs)
 
 

@@ -27,6 +27,7 @@ class _State(threading.local):
 
 
 STATE = _State()
+GRAD_SET_HOOK = None  # set by gg.jit while it traces: told when backward() gives a leaf its first .grad
 
 
 _seq = itertools.count()

@@ -17,10 +17,22 @@ Semantics, as in ``jax.jit`` and ``tf.function``:
 - Reading a traced value into Python (``float(t)``, ``t.item()``, ``bool(t)``, ``if t > 0:``,
   ``t.numpy()``) raises :class:`TracingError`; make the input a static argument or compute the
   value outside.
+- Arguments are pytrees (lists, tuples, dicts, namedtuples and every other container optree
+  knows, such as ``OrderedDict``) of arrays, Tensors, Variables and other values. Arrays and
+  Tensors are inputs: a new value is read at each call, a new shape, dtype or device traces again.
+  Anything else (a Python number, a string, a model) selects the program by value (a new value
+  traces again) and must be hashable; an unhashable one raises ``TypeError`` naming it. One Tensor
+  passed twice is one input, as eager code sees it.
 - Variables are state: each call reads their current arrays (an ``assign`` made between calls is
   seen) and stores the new ones. Returned tensors are new arrays that later calls never overwrite.
-- A call that creates Variables (an optimizer making its slots on its first step) runs eagerly and
-  is not kept: the next call traces again.
+- Variables the first call creates (a layer built on first use, an optimizer's slots) are state of
+  that same trace; one made and dropped inside the call is made afresh at each call (the call runs
+  eagerly and the next one traces again).
+- ``.grad``: ``backward()`` inside the step writes ``.grad`` of ``requires_grad`` Tensor arguments and
+  Variables at every call, adding to a grad found there as eager code does.
+- Random draws (``gg.random``, ``Dropout``) draw at every call from the generator that eager code
+  would use then: a ``seed=`` gives the same numbers each call, ``gg.random.seed`` between calls
+  restarts the sequence.
 - Returned tensors are cut from any graph (``requires_grad`` is not carried over); called while a
   GradientTape records, a compiled function runs eagerly so that the tape sees it.
 - Not thread-safe: one compiled function must not run in two threads at once.
@@ -35,10 +47,13 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
 from . import _trace, backend
+from . import graph as _graph
+from . import tensor as _tensor
 from ._trace import HostValue, Ref, Trace, Traced, TracingError
 from .graph import STATE as _STATE
 from .tensor import LIVE_VARIABLES, Tensor
@@ -55,20 +70,73 @@ def jit(fn=None, *, static_argnums=(), cuda_graph: bool = True):
     """
     if fn is None:
         return lambda f: jit(f, static_argnums=static_argnums, cuda_graph=cuda_graph)
+    if not callable(fn):
+        raise TypeError(f"gg.jit: expected a function to compile, got {type(fn).__name__} ({fn!r:.60})")
     return Compiled(fn, static_argnums, cuda_graph)
 
 
 # -- argument trees ------------------------------------------------------------------------------
 
 
+_LEAF_TYPES = frozenset({int, float, bool, str, bytes, complex, type(None), np.ndarray, Traced, HostValue})
+
+
 def _flat(x, leaves):
-    """Leaves of nested lists/tuples/dicts into ``leaves``; returns the structure (hashable)."""
-    if isinstance(x, (list, tuple)) and not isinstance(x, Tensor):
-        return (type(x), tuple(_flat(e, leaves) for e in x))
-    if type(x) is dict:
+    """Leaves of a pytree into ``leaves``; returns the structure (hashable). Lists, tuples, dicts
+    and namedtuples are walked here; any other container optree knows (``OrderedDict``,
+    ``defaultdict``, ``deque``, registered classes) through optree, one level at a time."""
+    cls = type(x)
+    if cls is list or cls is tuple or (isinstance(x, tuple) and hasattr(x, "_fields")):
+        return (cls, tuple(_flat(e, leaves) for e in x))
+    if cls is dict:
         return (dict, tuple((k, _flat(v, leaves)) for k, v in x.items()))
-    leaves.append(x)
-    return None
+    if cls in _LEAF_TYPES or isinstance(x, (Tensor, np.generic)) or backend.is_cupy_array(x):
+        leaves.append(x)
+        return None
+    node = _tree_node(x)
+    if node is None:
+        leaves.append(x)
+        return None
+    children, meta, unflatten = node
+    return (_TreeNode(cls, meta, unflatten, len(children)), tuple(_flat(c, leaves) for c in children))
+
+
+def _tree_node(x):
+    """``(children, metadata, unflatten)`` when optree knows ``x``'s type as a container."""
+    if not hasattr(type(x), "__len__"):  # every container optree walks is sized; skip the import
+        return None
+    import optree
+
+    try:
+        children, meta, _entries, unflatten = optree.tree_flatten_one_level(x, none_is_leaf=True)
+    except ValueError:
+        return None
+    return children, meta, unflatten
+
+
+class _TreeNode:
+    """A container type optree walks, with its metadata (keys, a default factory, maxlen)."""
+
+    __slots__ = ("cls", "meta", "unflatten", "_key")
+
+    def __init__(self, cls, meta, unflatten, n):
+        import optree
+
+        self.cls = cls
+        self.meta = meta
+        self.unflatten = unflatten
+        # optree's own structure of this one level (leaves as placeholders): hashable, and equal
+        # exactly when the keys, default factory, maxlen or fields are
+        self._key = optree.tree_structure(unflatten(meta, [0] * n), none_is_leaf=True)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return type(other) is _TreeNode and self._key == other._key
+
+    def build(self, items):
+        return self.unflatten(self.meta, list(items))
 
 
 def _build(spec, it):
@@ -78,6 +146,8 @@ def _build(spec, it):
     if cls is dict:
         return {k: _build(p, it) for k, p in parts}
     items = [_build(p, it) for p in parts]
+    if type(cls) is _TreeNode:
+        return cls.build(items)
     return cls(*items) if hasattr(cls, "_fields") else cls(items)
 
 
@@ -99,7 +169,11 @@ def _leaf_key(x):
     if isinstance(x, Tensor):
         if x._is_var:
             return ("V", id(x))
-        return ("T", x._rg) + _array_key(x.data)
+        rg = x._rg
+        if rg:
+            g = x.grad
+            rg = ("G",) if g is None else ("G",) + _array_key(g.data)
+        return ("T", rg) + _array_key(x.data)
     if type(x) is np.ndarray or backend.is_cupy_array(x):
         return ("A",) + _array_key(x)
     if type(x) is _Static:
@@ -114,8 +188,28 @@ def _leaf_key(x):
     try:
         hash(x)
     except TypeError:
-        return ("I", id(x))
+        raise _Unhashable(x) from None
     return ("P", type(x), x)
+
+
+class _Unhashable(Exception):
+    """A leaf that is neither an array, a pytree nor hashable: it cannot select a program."""
+
+
+def _unhashable_message(x, args, kwargs) -> str:
+    where = "an argument"
+    for name, a in [*enumerate(args), *kwargs.items()]:
+        found = []
+        _flat(a, found)
+        if any(f is x for f in found):
+            where = f"argument {name!r}" if isinstance(name, str) else f"argument {name}"
+            break
+    return (
+        f"gg.jit: {where} holds a {type(x).__name__} ({x!r:.60}), which is neither an array, a pytree "
+        "(list, tuple, dict, namedtuple, OrderedDict or another container optree knows) nor hashable. "
+        "A compiled function selects its program by the values of such arguments: pass arrays or "
+        "pytrees of arrays, a hashable value, or register the type with optree."
+    )
 
 
 def _is_array_leaf(x) -> bool:
@@ -147,7 +241,7 @@ class Compiled:
         return f"<gg.jit of {getattr(self.fn, '__qualname__', self.fn)!r}: {self.trace_count} trace(s)>"
 
     def _signature(self, args, kwargs):
-        """(key, array leaves, (leaves, spec)); the last is None on the fast path."""
+        """(key, array leaves, (leaves, spec)); the last holds only the leaves on the fast path."""
         if not kwargs and not self.static_argnums:
             key = []
             arrays = []
@@ -155,12 +249,26 @@ class Compiled:
                 if type(a) is not Tensor:
                     break
                 d = a.data
-                key.append((d.shape, d.dtype, a._rg) if type(d) is np.ndarray else (a._rg,) + _array_key(d))
+                rg = a._rg
+                if rg:  # whether backward() will find a .grad to add to selects the program too
+                    g = a.grad
+                    rg = ("G",) if g is None else ("G",) + _array_key(g.data)
+                key.append((d.shape, d.dtype, rg) if type(d) is np.ndarray else (rg,) + _array_key(d))
                 arrays.append(d)
             else:
-                return tuple(key), arrays, None
+                if len(args) < 2 or len({id(a) for a in args}) == len(args):
+                    return tuple(key), arrays, (args, None)
         key, leaves, spec = self._slow_signature(args, kwargs)
-        arrays = [x.data if isinstance(x, Tensor) else x for x in leaves if _is_array_leaf(x)]
+        arrays = []
+        seen = set()
+        for x in leaves:
+            if isinstance(x, Tensor):
+                if x._is_var or id(x) in seen:
+                    continue
+                seen.add(id(x))
+                arrays.append(x.data)
+            elif type(x) is np.ndarray or backend.is_cupy_array(x):
+                arrays.append(x)
         return key, arrays, (leaves, spec)
 
     def _slow_signature(self, args, kwargs):
@@ -168,7 +276,19 @@ class Compiled:
             args = tuple(_Static(a) if i in self.static_argnums else a for i, a in enumerate(args))
         leaves = []
         spec = _flat((args, kwargs), leaves) if kwargs else _flat(args, leaves)
-        key = (spec, bool(kwargs), tuple(_leaf_key(x) for x in leaves))
+        first = {}
+        keys = []
+        try:
+            for i, x in enumerate(leaves):
+                if isinstance(x, Tensor) and not x._is_var:
+                    j = first.setdefault(id(x), i)
+                    if j != i:  # the same Tensor again: one leaf, as eager code sees it
+                        keys.append(("same", j))
+                        continue
+                keys.append(_leaf_key(x))
+        except _Unhashable as e:
+            raise TypeError(_unhashable_message(e.args[0], args, kwargs)) from None
+        key = (spec, bool(kwargs), tuple(keys))
         return key, leaves, spec
 
     def __call__(self, *args, **kwargs):
@@ -177,27 +297,55 @@ class Compiled:
             # eagerly, so that the tape records the call and gradients flow through it
             return self.fn(*args, **kwargs)
         key, arrays, slow = self._signature(args, kwargs)
-        prog = self._cache.get(key)
-        if prog is not None:
-            try:
-                return prog.run(arrays)
-            except _Stale:  # a Variable it reads changed shape, dtype or device: trace again
-                pass
-        if slow is None:
+        progs = self._cache.get(key)
+        if progs is not None:
+            for prog in progs:  # one per state of the Variables it reads (their shapes, a .grad or not)
+                try:
+                    return prog.run(arrays, slow[0])
+                except _Stale:
+                    continue
+        if slow[1] is None:
             slow = self._slow_signature(args, kwargs)[1:]
         return self._trace(key, slow[0], slow[1], bool(kwargs))
 
     def _trace(self, key, leaves, spec, has_kwargs):
         self.trace_count += 1
         result, prog = record(self.fn, leaves, spec, has_kwargs, self.cuda_graph)
-        if prog is None:
-            self._cache.pop(key, None)
-        else:
-            self._cache[key] = prog
+        if prog is not None:
+            progs = self._cache.setdefault(key, [])
+            progs.insert(0, prog)
+            del progs[_MAX_VARIANTS:]
         return result
 
 
+_MAX_VARIANTS = 4
+
+
 # -- tracing ---------------------------------------------------------------------------------------
+
+
+class _Slot:
+    """A Variable (or a ``requires_grad`` Tensor argument) as state of the trace: its array and
+    its ``.grad`` as they were when the call began, and their proxies."""
+
+    __slots__ = ("ref", "owner", "real", "proxy", "g0", "greal", "gproxy", "new", "caller")
+
+    def __init__(self, t, var, owner, real, new=False):
+        self.ref = weakref.ref(var) if new else (lambda v=var: v)
+        self.owner = owner  # the Variable, or ("arg", leaf index) for a Tensor argument
+        self.real = real
+        self.proxy = t.proxy("var", real) if owner is not None and not isinstance(owner, tuple) else None
+        self.new = new
+        self.caller = None
+        g = self.g0 = var.grad
+        self.greal = self.gproxy = None
+        if isinstance(g, Tensor) and _is_value(g.data):
+            self.greal = g.data
+            self.gproxy = t.proxy("grad", g.data)
+
+
+def _is_value(d) -> bool:
+    return type(d) is np.ndarray or isinstance(d, np.generic) or backend.is_cupy_array(d)
 
 
 def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
@@ -206,47 +354,60 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
     if _trace.ACTIVE is not None:
         raise RuntimeError("gg.jit: a trace is already being recorded")
     t = Trace()
-    before = list(LIVE_VARIABLES)
-    before_ids = {id(v) for v in before}
-    saved = []  # (var, real array, proxy, grad tensor or None, real grad array, grad proxy)
-    for v in before:
-        d = v.data
-        if type(d) is Traced:
-            continue
-        p = t.proxy("var", d, owner=v)
-        g = v.grad
-        gt = greal = gp = None
-        if isinstance(g, Tensor) and (type(g.data) is np.ndarray or backend.is_cupy_array(g.data)):
-            gt, greal = g, g.data
-            gp = t.proxy("grad", greal, owner=v)
-        saved.append((v, d, p, gt, greal, gp))
+    slots = []
+    for v in list(LIVE_VARIABLES):
+        if type(v.data) is not Traced:
+            slots.append(_Slot(t, v, v, v.data))
     arg_bufs = []
     traced_leaves = []
-    for x in leaves:
+    first = {}  # id(Tensor argument) -> its traced Tensor: one Tensor passed twice is one leaf
+    for i, x in enumerate(leaves):
         if isinstance(x, _Static):
             traced_leaves.append(x.value)
         elif _is_array_leaf(x):
-            d = x.data if isinstance(x, Tensor) else x
-            p = t.proxy("arg", d)
-            arg_bufs.append(p._b)
             if isinstance(x, Tensor):
-                tx = Tensor._make(p)
-                tx._rg = x._rg
+                tx = first.get(id(x))
+                if tx is None:
+                    p = t.proxy("arg", x.data)
+                    arg_bufs.append(p._b)
+                    tx = first[id(x)] = Tensor._make(p)
+                    tx._rg = x._rg
+                    if x._rg:  # backward() inside the step accumulates into this argument's .grad
+                        s = _Slot(t, x, ("arg", i), None)
+                        slots.append(s)
+                        tx.grad = s.g0 = None if s.gproxy is None else Tensor._make(s.gproxy)
+                        s.ref = (lambda tx=tx: tx)
+                        s.caller = x
                 traced_leaves.append(tx)
             else:
+                p = t.proxy("arg", x)
+                arg_bufs.append(p._b)
                 traced_leaves.append(p)
         else:
             traced_leaves.append(x)
     args = _build(spec, iter(traced_leaves))
     args, kwargs = args if has_kwargs else (args, {})
-    for v, _d, p, gt, _g, gp in saved:
-        v.data = p
-        if gt is not None:
-            gt.data = gp
+    for s in slots:
+        if s.proxy is not None:
+            s.owner.data = s.proxy
+            if s.gproxy is not None:
+                s.g0.data = s.gproxy
+    accumulated = {}  # id(tensor) -> the .grad that backward() set on it when it had none
+
+    def new_variable(v):  # state created during the call (a layer's weights, optimizer slots)
+        d = v.data
+        s = _Slot(t, v, v, d._v if type(d) is Traced else d, new=True)
+        v.data = s.proxy
+        s.owner = None  # held weakly: a Variable that dies with the call is not state
+        slots.append(s)
+
     _trace.ACTIVE = t
     backend._host_hook = t.host
     backend._check_hook = t.check
     backend._array_hook = t.host_array
+    backend._call_hook = t.call
+    _tensor.NEW_VARIABLE_HOOK = new_variable
+    _graph.GRAD_SET_HOOK = lambda x, g: accumulated.__setitem__(id(x), g)
     ok = False
     try:
         out = fn(*args, **kwargs)
@@ -256,9 +417,13 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
         backend._host_hook = None
         backend._check_hook = None
         backend._array_hook = None
-        state = _settle(t, saved)
-        t.closed = not ok
-    # the outputs, as real values
+        backend._call_hook = None
+        _tensor.NEW_VARIABLE_HOOK = None
+        _graph.GRAD_SET_HOOK = None
+        if not ok:
+            _settle(t, slots, {}, failed=True)
+            t.closed = True
+    # the outputs, read before the state is settled (a returned .grad is still traced then)
     out_leaves = []
     out_spec = _flat(out, out_leaves)
     real_leaves, out_kinds, out_refs = [], [], []
@@ -267,11 +432,7 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
             real_leaves.append(Tensor._make(x.data._v))
             out_kinds.append("T")
             out_refs.append(x.data._b)
-        elif type(x) is Traced:
-            real_leaves.append(x._v)
-            out_kinds.append("A")
-            out_refs.append(x._b)
-        elif type(x) is HostValue:
+        elif type(x) is Traced or type(x) is HostValue:
             real_leaves.append(x._v)
             out_kinds.append("A")
             out_refs.append(x._b)
@@ -279,61 +440,91 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
             real_leaves.append(x)
             out_kinds.append(("K", x))
             out_refs.append(None)
-    t.closed = True
     result = _build(out_spec, iter(real_leaves))
-    new_vars = [v for v in list(LIVE_VARIABLES) if id(v) not in before_ids]
-    if new_vars:  # state was created: keep its real values; the next call traces the steady step
-        for v in new_vars:
-            if type(v.data) is Traced:
-                v.data = v.data._v
-            if isinstance(v.grad, Tensor) and type(v.grad.data) is Traced:
-                v.grad.data = v.grad.data._v
+    returned = {id(x) for x in out_leaves if isinstance(x, Tensor)}
+    del out, out_leaves, args, kwargs, traced_leaves, first
+    state, replayable = _settle(t, slots, accumulated, returned=returned)
+    t.closed = True
+    if not replayable:  # a Variable made by the call died with it or was returned: trace again
         return result, None
     prog = Program(t, arg_bufs, state, out_spec, out_kinds, out_refs, cuda_graph)
     return result, prog
 
 
-def _real(x):
-    return x._v if type(x) is Traced else x
-
-
-def _settle(t, saved):
-    """Put real arrays back into every Variable (and its grad); return the state slots."""
+def _settle(t, slots, accumulated, failed=False, returned=()):
+    """Put real arrays back into every Variable (and its grad); return the state slots and whether
+    the call can be replayed."""
     state = {"var_in": [], "var_out": [], "grad_in": [], "grad_out": [], "checks": []}
-    for v, d, p, gt, greal, gp in saved:
-        final = v.data
-        used = t.bufs[p._b].used
-        changed = final is not p
-        if used:
-            state["var_in"].append((v, p._b))
-        if changed:
-            if type(final) is Traced and final._t is t:
-                v.data = final._v
-                state["var_out"].append((v, final._b, False))
+    replayable = True
+    for s in slots:
+        obj = s.ref()  # the Variable, or the traced Tensor that stood for an argument
+        if s.new and (obj is None or id(obj) in returned):
+            replayable = False  # eager code would make it afresh at every call
+        if obj is None:
+            continue
+        owner = obj if s.new else s.owner
+        final = obj.data
+        used = changed = False
+        if s.proxy is not None:
+            used = t.bufs[s.proxy._b].used
+            changed = final is not s.proxy
+            if failed:
+                obj.data = _real(final) if changed else s.real
+            elif s.new and not used and not changed:
+                obj.data = s.real  # made and never touched again: nothing to replay
+                continue
             else:
-                v.data = final
-                state["var_out"].append((v, t.const(final), True))
-        else:
-            v.data = d
-        if gt is not None:
-            gt.data = greal
-        g = v.grad
-        grad_used = gp is not None and t.bufs[gp._b].used
-        grad_changed = g is not gt
+                if used or s.new:
+                    state["var_in"].append((owner, s.proxy._b))
+                if changed:
+                    if type(final) is Traced and final._t is t:
+                        obj.data = final._v
+                        state["var_out"].append((owner, final._b, False))
+                    else:
+                        obj.data = _real(final)
+                        state["var_out"].append((owner, t.const(obj.data), True))
+                else:
+                    obj.data = s.real
+        if s.gproxy is not None:
+            s.g0.data = s.greal
+        g = obj.grad
+        if failed:
+            if isinstance(g, Tensor) and type(g.data) is Traced:
+                g.data = g.data._v
+            continue
+        grad_used = s.gproxy is not None and t.bufs[s.gproxy._b].used
+        grad_changed = g is not s.g0
         if grad_used:
-            state["grad_in"].append((v, gp._b))
+            state["grad_in"].append((owner, s.gproxy._b))
+        mode = None
         if grad_changed:
             if g is None:
-                state["grad_out"].append((v, None))
-            elif isinstance(g, Tensor) and type(g.data) is Traced:
+                state["grad_out"].append((owner, None, "set"))
+            elif isinstance(g, Tensor) and type(g.data) is Traced and g.data._t is t:
                 b = g.data._b
                 g.data = g.data._v
-                state["grad_out"].append((v, b))
+                # backward() gave a Tensor without a grad its first one, and nothing in the step
+                # read it: a later call that finds a grad there adds to it, as eager code does
+                acc = s.g0 is None and accumulated.get(id(obj)) is g and not _read_after(t, b)
+                mode = "acc" if acc and not isinstance(owner, tuple) else "set"
+                state["grad_out"].append((owner, b, mode))
             else:
-                state["grad_out"].append((v, t.const(g.data) if isinstance(g, Tensor) else None))
-        if used or changed or grad_used or grad_changed:
-            state["checks"].append((v, _array_key(v.data if not changed else d), gt is None))
-    return state
+                data = g.data if isinstance(g, Tensor) else g
+                state["grad_out"].append((owner, t.const(_real(data)) if data is not None else None, "set"))
+            if s.caller is not None:  # this call's gradient, on the caller's Tensor (replays write it too)
+                s.caller.grad = g if g is None or isinstance(g, Tensor) else Tensor._make(_real(g))
+        if not isinstance(owner, tuple) and (used or changed or grad_used or grad_changed or s.new):
+            rule = None if mode == "acc" else s.g0 is None
+            state["checks"].append((owner, _array_key(s.real), rule))
+    return state, replayable
+
+
+def _read_after(t, b) -> bool:
+    return any(b in ins.reads() for ins in t.instrs)
+
+
+def _real(x):
+    return x._v if type(x) is Traced else x
 
 
 # -- the program -----------------------------------------------------------------------------------
@@ -357,8 +548,9 @@ class Program:
         self.outputs = [r for r in out_refs if r is not None]
         sinks = list(self.outputs)
         sinks += [o for _, o, _ in state["var_out"]]
-        sinks += [o for _, o in state["grad_out"] if o is not None]
+        sinks += [o for _, o, _ in state["grad_out"] if o is not None]
         self.instrs = _dce(_fold(t.instrs, bufs), bufs, sinks)
+        self.needs_leaves = any(isinstance(o, tuple) for o, *_ in state["grad_in"] + state["grad_out"])
         self.storage, self.donate = _plan(self.instrs, bufs, sinks, state, set(self.outputs))
         self.source, self.replay, self.raw = _codegen(self)
         self.cuda = cuda_graph and any(backend.is_cupy_array(b.value) for b in bufs if b.kind == "arg")
@@ -369,7 +561,9 @@ class Program:
             if b.kind not in ("const",):
                 b.value = None
 
-    def run(self, arrays):
+    def run(self, arrays, leaves=None):
+        if self.needs_leaves:  # it reads or writes .grad of Tensor arguments
+            return self.replay(*arrays, _L=leaves)
         if self.cuda:
             return self._run_cuda(arrays)
         return self.replay(*arrays)
@@ -575,21 +769,27 @@ def _codegen(prog: Program):
     names.globals["_checks"] = True
     body = []
     params = [f"b{i}" for i in prog.arg_bufs]
-    var_names = {}
+    if prog.needs_leaves:
+        params.append("_L=None")
+
+    def owner(o):
+        if isinstance(o, tuple):  # ("arg", i): the caller's Tensor argument
+            return f"_L[{o[1]}]"
+        return names.obj(o, "V")
+
     for v, key, grad_none in prog.checks:  # the Variables still fit the program
-        vn = var_names.setdefault(id(v), names.obj(v, "V"))
+        vn = owner(v)
         cond = f"{vn}.data.shape != {key[0]!r} or {vn}.data.dtype != {names.obj(key[1])}"
         if len(key) > 2:
             names.globals["_dev"] = backend.device_of
             cond += f" or _dev({vn}.data) != {key[2]!r}"
-        cond += f" or ({vn}.grad is None) is not {grad_none!r}"
+        if grad_none is not None:
+            cond += f" or ({vn}.grad is None) is not {grad_none!r}"
         body.append(f"if {cond}: raise _Stale")
     for v, b in prog.state["var_in"]:
-        vn = var_names.setdefault(id(v), names.obj(v, "V"))
-        body.append(f"b{b} = {vn}.data")
+        body.append(f"b{b} = {owner(v)}.data")
     for v, b in prog.state["grad_in"]:
-        vn = var_names.setdefault(id(v), names.obj(v, "V"))
-        body.append(f"b{b} = {vn}.grad.data")
+        body.append(f"b{b} = {owner(v)}.grad.data")
     for i, ins in enumerate(prog.instrs):
         out_kw = None
         if i in prog.storage:
@@ -602,12 +802,18 @@ def _codegen(prog: Program):
             code = [f"if _checks: {c}" for c in code]
         body.extend(code)
     for v, o, is_const in prog.state["var_out"]:
-        vn = var_names.setdefault(id(v), names.obj(v, "V"))
+        vn = owner(v)
         body.append(f"{vn}.data = b{o}.copy()" if is_const else f"{vn}.data = b{o}")
         body.append(f"{vn}._version += 1")
-    for v, o in prog.state["grad_out"]:
-        vn = var_names.setdefault(id(v), names.obj(v, "V"))
-        body.append(f"{vn}.grad = None" if o is None else f"{vn}.grad = _T(b{o})")
+    for v, o, mode in prog.state["grad_out"]:
+        vn = owner(v)
+        if o is None:
+            body.append(f"{vn}.grad = None")
+        elif mode == "acc":  # backward() into a .grad: set it, or add to the one found there
+            names.globals["_acc"] = _accumulate_grad
+            body.append(f"{vn}.grad = _acc({vn}.grad, b{o})")
+        else:
+            body.append(f"{vn}.grad = _T(b{o})")
     raw = "(" + "".join(f"b{o}, " for o in prog.outputs) + ")"
     ret = _render_out(prog, names)
     errs = [ins.err for ins in prog.instrs if ins.err is not None]
@@ -632,6 +838,16 @@ def _codegen(prog: Program):
     return src, glb["_replay"], glb["_raw"]
 
 
+def _accumulate_grad(g, new):
+    """``.grad`` after backward() adds ``new``: ``new`` itself where there was none."""
+    if g is None:
+        return Tensor._make(new)
+    d = g.data
+    if type(d) is not type(new) or d.shape != new.shape or d.dtype != new.dtype:
+        return g + Tensor._make(new)  # as eager code adds (promotion, broadcasting, its errors)
+    return Tensor._make(d + new)
+
+
 def _render_out(prog, names):
     """The returned structure as an expression over the buffers."""
     it = iter(prog.outputs)
@@ -651,6 +867,8 @@ def _render_out(prog, names):
         if cls is dict:
             return "{" + ", ".join(f"{k!r}: {build(p, it)}" for k, p in parts) + "}"
         items = ", ".join(build(p, it) for p in parts)
+        if type(cls) is _TreeNode:
+            return f"{names.obj(cls)}.build(({items},))"
         if cls is list:
             return f"[{items}]"
         if cls is tuple:

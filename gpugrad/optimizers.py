@@ -145,7 +145,7 @@ class Optimizer:
         pairs = self._clip(pairs)
         # The Python bookkeeping of a step; inside a compiled step (gg.jit) it runs again at every
         # replay, and the numbers it gives are read afresh each time.
-        lr, per_step = backend.host_value(self._begin_step)
+        lr, per_step, step = backend.host_value(self._begin_step)
         for k, val in per_step.items():
             setattr(self, k, val)
         self._decay([v for v, _ in pairs], lr)
@@ -155,12 +155,12 @@ class Optimizer:
             if st is None or st[0] is not v:
                 st = slots[id(v)] = (v, *self._new_state(v))
             self._update(v, gd, lr, st)
-        return self.iterations
+        return step  # in a compiled step, the count of that replay (not the one seen while tracing)
 
     def _begin_step(self):
         lr = self.current_learning_rate()
         self.iterations += 1
-        return lr, self._prepare(lr) or {}
+        return lr, self._prepare(lr) or {}, self.iterations
 
     # -- clipping and weight decay (Keras 3) ------------------------------------------------------
     def _clip(self, pairs):

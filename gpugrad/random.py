@@ -42,18 +42,24 @@ def _new(dev, s):
         return cp.random.RandomState(s)
 
 
+def _sample(dev, op_seed, method, args, shape, dt):
+    """One draw from the generator that ``seed``/``op_seed`` select *now*: a compiled step records
+    this call, so each replay draws as eager code would (a fixed ``seed=`` gives the same numbers
+    every call; ``gg.random.seed`` between calls restarts the sequence)."""
+    g = _generator(dev, op_seed)
+    if dev == "cpu":
+        return getattr(g, method)(*args, size=shape).astype(dt, copy=False)
+    with backend.cupy().cuda.Device(int(dev.split(":")[1])):
+        if method == "randint":
+            return g.randint(*args, size=shape, dtype=dt)
+        return getattr(g, method)(*args, size=shape, dtype=dt).astype(dt, copy=False)
+
+
 def _draw(method, shape, dtype, device, seed, *args):
     dev = backend.normalize_device(device)
     dt = DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
-    g = _generator(dev, seed)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if dev == "cpu":
-        arr = backend.host_array(getattr(g, method), *args, size=shape).astype(dt, copy=False)
-    else:
-        with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-            arr = backend.host_array(getattr(g, method), *args, size=shape,
-                                     dtype=dt if method != "randint" else None).astype(dt)
-    return Tensor._make(arr)
+    return Tensor._make(backend.host_array(_sample, dev, seed, method, args, shape, dt))
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -19,6 +19,7 @@ FLOAT_KINDS = "fc"
 _SOLE_OWNER = 3  # sys.getrefcount(d) in Variable._update: the slot, the local name, the argument
 DEFAULT_FLOAT = np.dtype(np.float32)
 LIVE_VARIABLES: weakref.WeakSet = weakref.WeakSet()  # every Variable alive (gg.jit reads them as state)
+NEW_VARIABLE_HOOK = None  # set by gg.jit while it traces: Variables made then become its state too
 
 
 def is_float(dtype) -> bool:
@@ -257,6 +258,8 @@ class Variable(Tensor):
         self.name = name
         self._version = 0
         LIVE_VARIABLES.add(self)
+        if NEW_VARIABLE_HOOK is not None:
+            NEW_VARIABLE_HOOK(self)
 
     def _set(self, arr) -> Variable:
         self.data = arr

@@ -45,6 +45,10 @@ def erf_fallback(d: np.ndarray) -> np.ndarray:
 
 
 def _erf_array(d):
+    return backend.array_call(_erf_real, d)  # one recorded call inside gg.jit, on either backend
+
+
+def _erf_real(d):
     if backend.is_cupy_array(d):
         return backend.cupy_special().erf(d)
     if d.dtype.kind not in "f":
