@@ -57,7 +57,7 @@ def _clock_cost(n=200_000) -> float:
 def profile(case, steps: int) -> dict:
     case.step()  # trace
     case.step()
-    prog = next(iter(case._jitted._cache.values()))
+    prog = next(iter(case._jitted._cache.values()))[0]
     glb = dict(prog.replay.__globals__)
     acc = [0.0, 0]
     glb["_acc"], glb["_pc"] = acc, time.perf_counter

@@ -48,7 +48,7 @@ def cuda_device_count() -> int:
     return cupy().cuda.runtime.getDeviceCount() if cuda_available() else 0
 
 
-# An array traced by gg.jit (gpugrad._trace.Traced) answers gg_cuda, gg_xp and gg_device itself:
+# An array traced by gg.jit (gpugrad.jit.trace.Traced) answers gg_cuda, gg_xp and gg_device itself:
 # the checks below fall back to those attributes only after the NumPy and CuPy fast paths.
 
 

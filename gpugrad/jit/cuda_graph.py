@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from . import backend
+from .. import backend
 
 
 class GraphRunner:

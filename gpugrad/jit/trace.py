@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 
 class TracingError(RuntimeError):
@@ -112,7 +112,7 @@ _WHAT = {
 
 def _what(default: str) -> str:
     """Name the Tensor method that led here (the outermost one within a few frames)."""
-    from .tensor import Tensor
+    from ..tensor import Tensor
 
     codes = {}
     for name in _WHAT:
