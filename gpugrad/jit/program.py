@@ -10,8 +10,10 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from . import cpu as _cpu
 from . import trace as _trace
-from .trace import Ref, Trace
+from .fusion import find_groups
+from .trace import Instr, Ref, Trace
 from .trees import _build, _TreeNode
 
 
@@ -35,6 +37,8 @@ class Program:
         sinks += [o for _, o, _ in state["var_out"]]
         sinks += [o for _, o, _ in state["grad_out"] if o is not None]
         self.instrs = _dce(_fold(t.instrs, bufs), bufs, sinks)
+        if _cpu.enabled() and not any(backend.is_cupy_array(b.value) for b in bufs):
+            self.instrs = _fuse(self.instrs, bufs, sinks)
         self.needs_leaves = any(isinstance(o, tuple) for o, *_ in state["grad_in"] + state["grad_out"])
         self.storage, self.donate = _plan(self.instrs, bufs, sinks, state, set(self.outputs))
         self.source, self.replay, self.raw = _codegen(self)
@@ -108,6 +112,33 @@ def _fold(instrs, bufs):
 
 
 _PINNED = ("arg", "var", "grad", "const")
+
+
+def _fuse(instrs, bufs, sinks):
+    """Each fused group's calls become one call of its compiled loop, placed where its last call was;
+    the calls in between that read what the group makes follow it (see :func:`find_groups`)."""
+    groups = find_groups(instrs, bufs, sinks)
+    if not groups:
+        return instrs
+    drop, place = set(), {}
+    for members, group, inputs, outputs, deferred in groups:
+        kernel = _cpu.load(group)
+        if kernel is None:
+            continue
+        out = Ref(outputs[0]) if len(outputs) == 1 else tuple(Ref(o) for o in outputs)
+        last = members[-1]
+        moved = [d for d in deferred if d < last]  # the later ones already run after the group
+        drop.update(members)
+        drop.update(moved)
+        fused = Instr(kernel, tuple(Ref(b) for b in inputs), {}, out, [], list(outputs))
+        place[last] = [fused] + [instrs[d] for d in moved]
+    out = []
+    for i, ins in enumerate(instrs):
+        if i in place:
+            out.extend(place[i])
+        elif i not in drop:
+            out.append(ins)
+    return out
 
 
 def _dce(instrs, bufs, sinks):

@@ -1,0 +1,260 @@
+"""Fusing a compiled step's elementwise chains: which recorded calls form a group, and the group as a
+backend-neutral description that a renderer turns into one loop (C for the CPU, CUDA C on a GPU).
+
+A traced step is a flat program of array calls, so it knows every elementwise chain: ``y*1.01 +
+0.1``, a sigmoid, its gradient. A *group* is a run of elementwise calls (NumPy ufuncs and
+``where``) whose results all have one shape; each of its inputs is read whole, as a scalar, as a
+row repeated over the leading axes (a bias) or as a column repeated over the trailing ones. The
+values it makes that a later call, a result, a Variable or a ``.grad`` needs are its outputs; the
+rest live in registers. Following XLA's loop fusion, nothing is duplicated and a group is capped
+(:data:`MAX_OPS`) so that its compile time stays small; TorchInductor's ``max_fusion_size`` plays
+the same role.
+
+Each op computes in the dtype NumPy would (its result's dtype; a comparison in its operands'
+common dtype), with Python numbers converted to that dtype first (NEP 50), so a fused result is
+the unfused one up to the last bits of the math functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .trace import Ref, _collect
+
+MAX_OPS = 1024  # ops per group: the compile time of one loop grows with its size
+MIN_OPS = 3  # fewer are not worth a call of their own
+DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.bool_): "bool"}
+
+# the ufuncs a group may hold: name -> arity
+UFUNCS = {
+    "add": 2, "subtract": 2, "multiply": 2, "divide": 2, "power": 2, "maximum": 2, "minimum": 2,
+    "greater": 2, "greater_equal": 2, "less": 2, "less_equal": 2, "equal": 2, "not_equal": 2,
+    "logical_and": 2, "logical_or": 2, "arctan2": 2, "hypot": 2,
+    "negative": 1, "positive": 1, "absolute": 1, "square": 1, "sqrt": 1, "reciprocal": 1, "sign": 1,
+    "exp": 1, "exp2": 1, "expm1": 1, "log": 1, "log2": 1, "log10": 1, "log1p": 1,
+    "sin": 1, "cos": 1, "tan": 1, "arcsin": 1, "arccos": 1, "arctan": 1,
+    "sinh": 1, "cosh": 1, "tanh": 1, "arcsinh": 1, "arccosh": 1, "arctanh": 1,
+    "isfinite": 1, "isnan": 1, "isinf": 1, "logical_not": 1, "floor": 1, "ceil": 1,
+}
+COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "isfinite", "isnan",
+               "isinf", "logical_and", "logical_or", "logical_not"}
+
+
+@dataclass
+class Input:
+    kind: str  # 'full' | 'scalar' | 'row' (repeated over the leading axes) | 'col' (over the trailing)
+    dtype: str
+
+
+@dataclass
+class FusedOp:
+    name: str  # a UFUNCS name, or 'where'
+    args: list  # ('in', k) | ('t', j) | ('lit', python number)
+    dtype: str  # the result's dtype
+    compute: str  # the dtype the operands are converted to
+
+
+@dataclass
+class Group:
+    """One fused loop: ``outer × inner`` elements (``inner`` splits rows from columns)."""
+
+    shape: tuple
+    outer: int
+    inner: int
+    inputs: list[Input] = field(default_factory=list)
+    ops: list[FusedOp] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)  # ops whose values leave the loop
+
+    def out_dtypes(self) -> list[str]:
+        return [self.ops[j].dtype for j in self.outputs]
+
+
+def _name(fn):
+    if fn is np.where:
+        return "where"
+    if isinstance(fn, np.ufunc) and fn.nout == 1 and fn.__name__ in UFUNCS:
+        return "divide" if fn.__name__ == "true_divide" else fn.__name__
+    return None
+
+
+def _value_of(a, bufs):
+    return bufs[a.i].value if isinstance(a, Ref) else a
+
+
+def _candidate(ins, bufs):
+    """The op name when ``ins`` is an elementwise call a group may hold, else None. A call that
+    writes its result over one of its own temporaries (``np.multiply(t, g, out=t)``) may be one too:
+    :meth:`_Open.add` takes it only when that temporary was made inside the group."""
+    if ins.host or not isinstance(ins.out, Ref):
+        return None
+    if ins.kwargs or ins.writes:
+        o = ins.out.i
+        out = ins.kwargs.get("out")
+        if (len(ins.kwargs) != 1 or not isinstance(out, Ref) or out.i != o or ins.writes != [o] or ins.fresh
+                or bufs[o].root != o):
+            return None
+    elif ins.fresh != [ins.out.i]:
+        return None
+    name = _name(ins.fn)
+    if name is None or len(ins.args) != (3 if name == "where" else UFUNCS[name]):
+        return None
+    v = bufs[ins.out.i].value
+    if type(v) is not np.ndarray or v.dtype not in DTYPES or not v.flags.c_contiguous or v.size == 0:
+        return None
+    for a in ins.args:
+        if isinstance(a, Ref):
+            x = bufs[a.i].value
+            if not isinstance(x, (np.ndarray, np.generic)) or x.dtype not in DTYPES:
+                return None
+        elif type(a) not in (int, float, bool) or (type(a) is int and abs(a) > 2**53):
+            return None
+    return name
+
+
+def _layout(shape, full):
+    """How an input of ``shape`` is read in a loop over ``full``: (kind, split) or None."""
+    if shape == full:
+        return "full", None
+    if math.prod(shape) == 1:
+        return "scalar", None
+    s = tuple(shape)
+    while s and s[0] == 1:
+        s = s[1:]
+    if len(s) <= len(full) and s == full[len(full) - len(s):]:
+        return "row", len(full) - len(s)
+    s = (1,) * (len(full) - len(shape)) + tuple(shape)
+    if len(s) == len(full):
+        k = len(s)
+        while k > 0 and s[k - 1] == 1:
+            k -= 1
+        if s[:k] == full[:k]:
+            return "col", k
+    return None
+
+
+class _Open:
+    """A group being gathered."""
+
+    def __init__(self, shape):
+        self.shape = shape
+        self.split = None
+        self.members = []  # instruction indices
+        self.made = {}  # buffer -> op index
+        self.ops = []
+        self.inputs = []  # buffer index or ('val', Python scalar kept as literal)
+        self.input_kinds = []
+
+    def add(self, i, ins, name, bufs) -> bool:
+        """Take instruction ``i`` if its operands fit this group's loop."""
+        if ins.writes and ins.out.i not in self.made:
+            return False  # an in-place write into an array made outside the group
+        args, new_inputs, split = [], [], self.split
+        for a in ins.args:
+            if not isinstance(a, Ref):
+                args.append(("lit", a))
+                continue
+            if a.i in self.made:
+                args.append(("t", self.made[a.i]))
+                continue
+            x = bufs[a.i].value
+            lay = _layout(tuple(np.shape(x)), self.shape)
+            if lay is None:
+                return False
+            kind, k = lay
+            if k is not None:
+                if split is not None and split != k:
+                    return False
+                split = k
+            if a.i in self.inputs:
+                args.append(("in", self.inputs.index(a.i)))
+            else:
+                pos = len(self.inputs) + len(new_inputs)
+                for q, (b, _, _) in enumerate(new_inputs):
+                    if b == a.i:
+                        pos = len(self.inputs) + q
+                        break
+                else:
+                    new_inputs.append((a.i, kind, DTYPES[x.dtype]))
+                args.append(("in", pos))
+        out = bufs[ins.out.i].value
+        vals = [_value_of(a, bufs) for a in ins.args]
+        if name in COMPARISONS:
+            compute = DTYPES.get(np.result_type(*vals))
+        elif name == "where":
+            compute = DTYPES[out.dtype]
+        else:
+            compute = DTYPES[out.dtype]
+        if compute is None:
+            return False
+        self.split = split
+        for b, kind, dt in new_inputs:
+            self.inputs.append(b)
+            self.input_kinds.append(Input(kind, dt))
+        self.made[ins.out.i] = len(self.ops)
+        self.ops.append(FusedOp(name, args, DTYPES[out.dtype], compute))
+        self.members.append(i)
+        return True
+
+    def group(self, outputs) -> Group:
+        k = self.split if self.split is not None else 0  # no row or column input: one flat loop
+        outer = math.prod(self.shape[:k])
+        inner = math.prod(self.shape[k:])
+        return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs])
+
+
+def find_groups(instrs, bufs, sinks):
+    """``[(members, group, input buffers, output buffers, deferred)]`` for the program: a group runs
+    where its last member was; ``deferred`` are calls in between that read what the group makes
+    (a loss's ``sum`` of the forward's last value) and so move to just after it."""
+    readers: dict = {}
+    for i, ins in enumerate(instrs):
+        for r in ins.reads():
+            readers.setdefault(r, set()).add(i)
+            readers.setdefault(bufs[r].root, set()).add(i)
+    sink_set = set(sinks) | {bufs[s].root for s in sinks}
+    found = []
+    cur = None
+    deferred, after = [], set()  # calls moved after the open group, and the buffers they make
+
+    def close():
+        nonlocal cur, deferred, after
+        if cur is not None and len(cur.members) >= MIN_OPS:
+            members = set(cur.members)
+            outs = [b for b in cur.made if b in sink_set or any(r not in members for r in readers.get(b, ()))]
+            if outs:
+                found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs, deferred))
+        cur, deferred, after = None, [], set()
+
+    def reads_any(ins, made):
+        return any(r in made or bufs[r].root in made for r in ins.reads())
+
+    for i, ins in enumerate(instrs):
+        name = _candidate(ins, bufs)
+        if name is not None:
+            shape = tuple(bufs[ins.out.i].value.shape)
+            if cur is not None and (cur.shape != shape or len(cur.members) >= MAX_OPS or reads_any(ins, after)):
+                close()
+            if cur is None:
+                cur = _Open(shape)
+            if cur.add(i, ins, name, bufs):
+                continue
+            close()
+            cur = _Open(shape)
+            if not cur.add(i, ins, name, bufs):
+                cur = None
+            continue
+        if cur is None:
+            continue
+        if ins.writes or ins.host:
+            close()
+        elif reads_any(ins, cur.made) or reads_any(ins, after):
+            deferred.append(i)
+            refs = []
+            _collect(ins.out, refs)
+            after.update(refs)
+            after.update(ins.fresh)
+    close()
+    return found
