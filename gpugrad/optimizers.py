@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -98,6 +99,12 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value):
         if not callable(value):
+            if callable(getattr(self, "_lr", None)):  # Keras 3 refuses this too
+                raise TypeError(
+                    f"{type(self).__name__}: this optimizer was built with a learning rate schedule "
+                    f"({self._lr!r}), so its learning rate cannot be set to {value!r}; build the "
+                    "optimizer with a float learning_rate to change it during training"
+                )
             value = float(value)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"learning_rate must be a non-negative finite number, got {value}")
@@ -119,9 +126,10 @@ class Optimizer:
 
         Returns :attr:`iterations` after the update.
         """
-        pairs = []
+        pairs, missing = [], []
         for g, v in _leaf_pairs(grads_and_vars):
             if g is None:
+                missing.append(v)
                 continue
             if not isinstance(v, Variable):
                 hint = " (zip over two dicts pairs their keys: pass [(grads, variables)])" if isinstance(v, str) else ""
@@ -138,7 +146,23 @@ class Optimizer:
                 "apply_gradients: no gradients provided for any variable (every gradient is None); "
                 "check that the loss depends on the variables"
             )
+        if missing:
+            self._warn_missing(missing)
         return self._apply_pairs(pairs)
+
+    def _warn_missing(self, variables) -> None:
+        """Warn (once per set of variables) that some variables got no gradient, as Keras 3 does."""
+        names = tuple(_var_label(v) for v in variables)
+        warned = self.__dict__.setdefault("_warned_missing", set())
+        if names in warned:
+            return
+        warned.add(names)
+        warnings.warn(
+            f"{type(self).__name__}.apply_gradients: gradients do not exist for variables {list(names)}; "
+            "they were not updated (does the loss depend on them?)",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _apply_pairs(self, pairs) -> int:
         """Clip, decay and update each ``(variable, gradient array)`` pair; one step."""
@@ -255,6 +279,14 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+def _var_label(v) -> str:
+    name = getattr(v, "name", None)
+    if name:
+        return str(name)
+    shape = getattr(v, "shape", None)
+    return f"<unnamed {type(v).__name__} of shape {tuple(shape)}>" if shape is not None else repr(v)
 
 
 def _leaf_pairs(grads_and_vars):
