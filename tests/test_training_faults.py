@@ -108,6 +108,37 @@ def test_none_gradients_warn_once_naming_the_variables():
     np.testing.assert_array_equal(b.numpy(), np.ones(3))
 
 
+def test_grad_of_another_dtype_or_shape_is_refused_at_assignment():
+    # torch: `p.grad = <float64>` on a float32 parameter raises RuntimeError ("assigned grad has data
+    # of a different type"); here it used to turn p into float64 at the next step()
+    p = gg.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = gg.optimizers.SGD([p], lr=0.1)
+    with pytest.raises(RuntimeError, match="different type: float64 for a tensor of float32"):
+        p.grad = gg.tensor(np.ones(3, np.float64))
+    with pytest.raises(RuntimeError, match="different type"):
+        p.grad = np.ones(3, np.float64)
+    with pytest.raises(RuntimeError, match=r"different size: shape \(2,\)"):
+        p.grad = gg.tensor(np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="Tensor or None but got grad of type list"):
+        p.grad = [1.0, 1.0, 1.0]
+    assert p.grad is None
+    opt.step()
+    assert p.dtype == np.float32
+    np.testing.assert_array_equal(p.numpy(), np.ones(3))
+    p.grad = gg.tensor(np.ones(3, np.float32))
+    opt.step()
+    assert p.dtype == np.float32
+    np.testing.assert_allclose(p.numpy(), np.full(3, 0.9, np.float32))
+
+
+@pytest.mark.gpu
+def test_grad_on_another_device_is_refused():
+    # torch: "assigned grad expected to be on cuda:0 but got grad on cpu"
+    p = gg.tensor(np.ones(3, np.float32), device="cuda", requires_grad=True)
+    with pytest.raises(RuntimeError, match="expected to be on cuda:0 but got grad on cpu"):
+        p.grad = gg.tensor(np.ones(3, np.float32))
+
+
 # -- fit, evaluate, predict ------------------------------------------------------------------------
 
 
