@@ -248,6 +248,54 @@ class Optimizer:
         """The optimizer's state arrays (in the order the variables were first updated)."""
         return [a.data for st in self._slots.values() for a in st[1:]]
 
+    # -- state (saved by model.save, and by state_dict for the PyTorch spelling) -----------------
+    def _slot_state(self, variables) -> list:
+        """For each variable: None when no update has reached it yet, else the tuple of its state
+        Variables (None for a slot this configuration does not use)."""
+        out = []
+        for v in variables:
+            st = self._slots.get(id(v))
+            out.append(None if st is None or st[0] is not v else tuple(st[1:]))
+        return out
+
+    def _restore_slots(self, variables, states, iterations: int, where: str) -> None:
+        """Set :attr:`iterations` and each variable's state arrays (``states`` as
+        :meth:`_slot_state` gives them, arrays or Tensors in place of the Variables). Everything
+        is checked before anything changes; a mismatch raises ``ValueError`` naming ``where``."""
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"{where}: the step count must be a non-negative integer, got {iterations!r}")
+        variables, states = list(variables), list(states)
+        if len(states) != len(variables):
+            raise ValueError(f"{where}: state for {len(states)} variable(s), but the optimizer has {len(variables)}")
+        staged = []
+        for i, (v, arrays) in enumerate(zip(variables, states, strict=True)):
+            if arrays is None:
+                continue
+            template = self._new_state(v)
+            used = [t is not None for t in template]
+            given = [a is not None for a in arrays]
+            if used != given:
+                raise ValueError(
+                    f"{where}: variable {i} ({_var_label(v)}) has {sum(given)} state array(s) of layout {given}, "
+                    f"but {type(self).__name__} with this configuration keeps {sum(used)} ({used})"
+                )
+            for t, a in zip(template, arrays, strict=True):
+                if t is None:
+                    continue
+                shape = tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+                if shape != tuple(v.shape):
+                    raise ValueError(
+                        f"{where}: a state array of variable {i} ({_var_label(v)}) has shape {shape}, "
+                        f"but the variable has shape {tuple(v.shape)}"
+                    )
+            staged.append((v, template, arrays))
+        for v, template, arrays in staged:
+            for t, a in zip(template, arrays, strict=True):
+                if t is not None:
+                    t.assign(backend.array_on(a.data if isinstance(a, Tensor) else a, t.device, t.dtype))
+            self._slots[id(v)] = (v, *template)
+        self.iterations = int(iterations)
+
     def _prepare(self, lr) -> dict | None:
         """Per-step numbers (called once per ``apply_gradients``), returned as a dict of attribute
         names to values, which are set on the optimizer."""

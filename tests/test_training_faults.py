@@ -139,6 +139,72 @@ def test_grad_on_another_device_is_refused():
         p.grad = gg.tensor(np.ones(3, np.float32))
 
 
+TORCH_STYLE = {
+    "sgd-momentum": lambda ps: gg.optimizers.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "sgd": lambda ps: gg.optimizers.SGD(ps, lr=0.1, weight_decay=0.01),
+    "adam-amsgrad": lambda ps: gg.optimizers.Adam(ps, lr=0.01, amsgrad=True),
+    "adamw": lambda ps: gg.optimizers.AdamW(ps, lr=0.01),
+    "rmsprop-centered": lambda ps: gg.optimizers.RMSprop(ps, lr=0.01, momentum=0.5, centered=True),
+}
+
+
+def _torch_steps(opt, params, steps, x):
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((gg.tensor(x) @ params[0] + params[1]) ** 2).mean()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", list(TORCH_STYLE))
+def test_state_dict_round_trip_continues_bit_for_bit(name):
+    # torch.optim: opt2.load_state_dict(opt1.state_dict()) continues training exactly as opt1 does
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    params = [gg.tensor(rng.normal(size=(3, 2)).astype(np.float32), requires_grad=True),
+              gg.tensor(np.zeros(2, np.float32), requires_grad=True)]
+    opt = TORCH_STYLE[name](params)
+    _torch_steps(opt, params, 3, x)
+    sd = opt.state_dict()
+    assert sd["param_groups"][0]["params"] == [0, 1] and sd["state"][0]["step"] == 3.0
+    copies = [[gg.tensor(p.numpy().copy(), requires_grad=True) for p in params] for _ in range(2)]
+    restored, fresh = TORCH_STYLE[name](copies[0]), TORCH_STYLE[name](copies[1])
+    restored.load_state_dict(sd)
+    assert restored.iterations == 3
+    for o, ps in ((opt, params), (restored, copies[0]), (fresh, copies[1])):
+        _torch_steps(o, ps, 4, x)
+    for a, b in zip(params, copies[0], strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    if name != "sgd":  # stateless apart from the step count: a fresh optimizer gives the same
+        assert any(not np.array_equal(a.numpy(), b.numpy()) for a, b in zip(params, copies[1], strict=True))
+    assert sd["state"][0]["step"] == 3.0  # a copy: later steps did not change it
+
+
+def test_load_state_dict_refuses_a_mismatch_and_changes_nothing():
+    # torch.optim raises ValueError for a state dict of other parameter groups or sizes
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    params = [gg.tensor(rng.normal(size=(3, 2)).astype(np.float32), requires_grad=True),
+              gg.tensor(np.zeros(2, np.float32), requires_grad=True)]
+    opt = gg.optimizers.Adam(params, lr=0.01)
+    _torch_steps(opt, params, 2, x)
+    sd = opt.state_dict()
+    other = gg.optimizers.Adam([gg.tensor(np.zeros((3, 2), np.float32), requires_grad=True)], lr=0.5)
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):
+        other.load_state_dict(sd)
+    twisted = [gg.tensor(np.zeros((2, 3), np.float32), requires_grad=True),
+               gg.tensor(np.zeros(2, np.float32), requires_grad=True)]
+    target = gg.optimizers.Adam(twisted, lr=0.5)
+    with pytest.raises(ValueError, match=r"variable 0 .* shape \(3, 2\), but the variable has shape \(2, 3\)"):
+        target.load_state_dict(sd)
+    assert target.iterations == 0 and target.param_groups[0]["lr"] == 0.5 and target.state_dict()["state"] == {}
+    with pytest.raises(ValueError, match="unknown state"):
+        gg.optimizers.Adam(params, lr=0.01).load_state_dict(
+            {"state": {0: {"step": 1.0, "momentum_buffer": np.zeros((3, 2))}}, "param_groups": sd["param_groups"]})
+    with pytest.raises(ValueError, match="'state' and 'param_groups'"):
+        opt.load_state_dict({"state": {}})
+
+
 # -- fit, evaluate, predict ------------------------------------------------------------------------
 
 

@@ -662,15 +662,7 @@ class Sequential:
             shape, dtype, _ = self._input_spec
             arrays["__input_shape__"] = np.array(shape, dtype=np.int64)
             arrays["__input_dtype__"] = np.array(str(np.dtype(dtype)))
-        path = os.fspath(filepath)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _saving._atomic_savez(os.fspath(filepath), arrays)
 
     def load_weights(self, filepath) -> None:
         """Read weights written by :meth:`save_weights` onto each weight's device (an unbuilt
