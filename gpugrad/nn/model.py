@@ -669,14 +669,14 @@ class Sequential:
         model is first built, on the default device, from the input shape stored in the file).
 
         All or nothing: every array is read and checked (count, shapes, a readable file with
-        intact members) before any weight changes; on an error the model is left as it was and
-        the message names the file, the weight and both shapes."""
+        intact members) before any weight changes; on an error (:class:`gpugrad.nn.ModelFileError`)
+        the model is left as it was and the message names the file, the weight and both shapes."""
         path = _weights_path(filepath)
         arrays, meta = _read_weights(path)
         saved = None
         if not self.built:
             if "__input_shape__" not in meta:
-                raise ValueError(
+                raise _saving.ModelFileError(
                     f"load_weights: {path!r} does not record the input shape, so this unbuilt model "
                     "cannot be built from it; call model.build(input_shape) first"
                 )
@@ -688,7 +688,7 @@ class Sequential:
                 self.build(shape, dtype=dt if is_float(dt) else None)
             ws = self.weights
             if len(arrays) != len(ws):
-                raise ValueError(
+                raise _saving.ModelFileError(
                     f"load_weights: {path!r} holds {len(arrays)} weight array(s) but model {self.name!r} "
                     f"has {len(ws)}; the architectures differ"
                 )
@@ -696,7 +696,7 @@ class Sequential:
             for i, (v, a) in enumerate(zip(ws, arrays, strict=True)):
                 if tuple(a.shape) != tuple(v.shape):
                     stored = f" (saved as {str(names[i])!r})" if names is not None and i < len(names) else ""
-                    raise ValueError(
+                    raise _saving.ModelFileError(
                         f"load_weights: {path!r}: weight {i} {v.name!r}{stored} has shape {tuple(a.shape)} "
                         f"in the file but {tuple(v.shape)} in model {self.name!r}; the architectures differ"
                     )
@@ -754,9 +754,11 @@ def _read_weights(path: str):
         raise
     except Exception as e:  # zipfile.BadZipFile, a bad CRC, a truncated or pickled member...
         where = f" (member {member!r})" if member is not None else ""
-        raise ValueError(f"load_weights: cannot read {path!r}{where}: {type(e).__name__}: {e}") from e
+        raise _saving.ModelFileError(f"load_weights: cannot read {path!r}{where}: {type(e).__name__}: {e}") from e
     if keys != [f"weight_{i:04d}" for i in range(len(keys))]:
-        raise ValueError(f"load_weights: {path!r} is not a weights file written by save_weights (members {keys})")
+        raise _saving.ModelFileError(
+            f"load_weights: {path!r} is not a weights file written by save_weights (members {keys})"
+        )
     return arrays, meta
 
 

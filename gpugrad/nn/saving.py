@@ -114,8 +114,9 @@ def _optimizer_config(opt) -> dict:
         json.dumps(spec)
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"save: the optimizer's config cannot be written as JSON ({e}); give {cls.__name__} a get_config() "
-            "of plain values"
+            f"save: the config of optimizer {cls.__name__} cannot be written as JSON ({e}): a learning-rate "
+            "schedule needs get_config() (those in gg.optimizers.schedules have it) and a custom optimizer a "
+            "get_config() of plain values; or keep the weights only with save_weights"
         ) from None
     return spec
 
