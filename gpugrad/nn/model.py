@@ -178,7 +178,7 @@ class Sequential:
         if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
             x = Tensor(x, device=self.device)
         if self._input_layer is not None:  # Input((2, 2)) refuses samples of another shape, as in Keras
-            x = self._input_layer(x)
+            x = self._input_layer.call(x)
         if self._input_spec is None and x.ndim:
             self._input_spec = (tuple(x.shape[1:]), x.dtype, x.device)
         for layer in self._layers:
