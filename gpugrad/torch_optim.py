@@ -8,6 +8,9 @@ grad); ``loss.backward()`` fills their ``.grad``, ``opt.step()`` updates them, `
 clears the gradients. ``clipnorm``/``clipvalue`` are accepted too and act as in Keras. Step
 counts (Adam's bias corrections, SGD's first momentum step) are the optimizer's, which equal
 PyTorch's per-parameter counts when every parameter gets a gradient at every step.
+``state_dict()`` / ``load_state_dict(sd)`` save and restore the hyperparameters, the step count
+and the buffers in ``torch.optim``'s layout, and assigning ``p.grad`` a gradient of another
+shape, dtype or device than ``p`` raises, as in PyTorch.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """model.save / gg.nn.load_model (one file: JSON config + arrays), get_config / from_config."""
 
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -236,6 +238,11 @@ def test_a_failed_save_leaves_the_earlier_file_intact(tmp_path, monkeypatch):
         model.save_weights(tmp_path / "w.npz")
     monkeypatch.setattr(np, "savez", real)
     assert path.read_bytes() == before
+    model.save(tmp_path / "fresh")  # a new file gets the usual permissions (the umask's), not 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh").st_mode) == 0o666 & ~umask
+    os.remove(tmp_path / "fresh")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.model"]  # no temporary file left behind
     np.testing.assert_array_equal(gg.nn.load_model(path).predict(x), gg.nn.load_model(path).predict(x))
 

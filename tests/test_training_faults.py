@@ -218,7 +218,8 @@ def test_empty_validation_data_is_refused():
 
 @pytest.mark.parametrize("where", ["x", "y"])
 def test_object_arrays_holding_none_are_refused(where):
-    # README: None is refused with TypeError (it used to become NaN and train on it)
+    # Keras 3 (TensorFlow's conversion) refuses None in the data, and the README says TypeError; it
+    # used to become NaN and train on it
     model = _model()
     x, y = _data(n=4)
     xo, yo = x.astype(object), y.astype(object)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
 
 import numpy as np
@@ -162,7 +162,8 @@ def _atomic_savez(path: str, arrays: dict) -> None:
     """``np.savez`` to exactly ``path``: a temporary file beside it, renamed over ``path`` once
     complete (a failure midway, a full disk say, leaves any earlier file at ``path`` as it was)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as f:  # a file object: np.savez then adds no suffix
             np.savez(f, **arrays)
