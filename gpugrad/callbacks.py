@@ -1,5 +1,5 @@
 """Keras-style callbacks for ``fit``: ``Callback`` (the hooks), ``EarlyStopping``,
-``ModelCheckpoint``, ``LearningRateScheduler``, ``ReduceLROnPlateau``, ``CSVLogger``.
+``ModelCheckpoint``, ``LearningRateScheduler``, ``ReduceLROnPlateau``, ``CSVLogger``, ``TerminateOnNaN``.
 
 ``fit`` calls the hooks in Keras' order::
 
@@ -32,6 +32,7 @@ __all__ = [
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
+    "TerminateOnNaN",
 ]
 
 
@@ -292,7 +293,7 @@ class LearningRateScheduler(Callback):
             new = self.schedule(epoch, lr)
         except TypeError:  # a one-argument schedule, as Keras allows
             new = self.schedule(epoch)
-        new = float(new.item() if hasattr(new, "item") else new)
+        new = _schedule_output(new, epoch)
         if not math.isfinite(new):
             raise ValueError(f"LearningRateScheduler: the schedule returned {new} for epoch {epoch}")
         set_lr(self.model, new, "LearningRateScheduler")
@@ -302,6 +303,20 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = get_lr(self.model, "LearningRateScheduler")
+
+
+def _schedule_output(value, epoch: int) -> float:
+    """A schedule's output as a float: a real number (a Python or NumPy scalar, or a one-element
+    float Tensor or array); anything else (None, a string, a list, a bool) is refused, as Keras does."""
+    if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "size", 0) == 1:
+        if np.dtype(value.dtype).kind in "fiu":
+            value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"LearningRateScheduler: the output of the `schedule` function should be a float; "
+            f"got {value!r} ({type(value).__name__}) for epoch {epoch}"
+        )
+    return float(value)
 
 
 class ReduceLROnPlateau(Callback):
@@ -402,3 +417,17 @@ class CSVLogger(Callback):
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch leaves the running loss NaN or infinite (Keras'
+    ``TerminateOnNaN``): ``fit`` ends after that batch, and the epoch's logs are still recorded."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isnan(loss) or math.isinf(loss):
+            _say(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True

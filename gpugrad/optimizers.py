@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -98,6 +99,12 @@ class Optimizer:
     @learning_rate.setter
     def learning_rate(self, value):
         if not callable(value):
+            if callable(getattr(self, "_lr", None)):  # Keras 3 refuses this too
+                raise TypeError(
+                    f"{type(self).__name__}: this optimizer was built with a learning rate schedule "
+                    f"({self._lr!r}), so its learning rate cannot be set to {value!r}; build the "
+                    "optimizer with a float learning_rate to change it during training"
+                )
             value = float(value)
             if not math.isfinite(value) or value < 0:
                 raise ValueError(f"learning_rate must be a non-negative finite number, got {value}")
@@ -119,9 +126,10 @@ class Optimizer:
 
         Returns :attr:`iterations` after the update.
         """
-        pairs = []
+        pairs, missing = [], []
         for g, v in _leaf_pairs(grads_and_vars):
             if g is None:
+                missing.append(v)
                 continue
             if not isinstance(v, Variable):
                 hint = " (zip over two dicts pairs their keys: pass [(grads, variables)])" if isinstance(v, str) else ""
@@ -138,7 +146,23 @@ class Optimizer:
                 "apply_gradients: no gradients provided for any variable (every gradient is None); "
                 "check that the loss depends on the variables"
             )
+        if missing:
+            self._warn_missing(missing)
         return self._apply_pairs(pairs)
+
+    def _warn_missing(self, variables) -> None:
+        """Warn (once per set of variables) that some variables got no gradient, as Keras 3 does."""
+        names = tuple(_var_label(v) for v in variables)
+        warned = self.__dict__.setdefault("_warned_missing", set())
+        if names in warned:
+            return
+        warned.add(names)
+        warnings.warn(
+            f"{type(self).__name__}.apply_gradients: gradients do not exist for variables {list(names)}; "
+            "they were not updated (does the loss depend on them?)",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _apply_pairs(self, pairs) -> int:
         """Clip, decay and update each ``(variable, gradient array)`` pair; one step."""
@@ -224,6 +248,54 @@ class Optimizer:
         """The optimizer's state arrays (in the order the variables were first updated)."""
         return [a.data for st in self._slots.values() for a in st[1:]]
 
+    # -- state (saved by model.save, and by state_dict for the PyTorch spelling) -----------------
+    def _slot_state(self, variables) -> list:
+        """For each variable: None when no update has reached it yet, else the tuple of its state
+        Variables (None for a slot this configuration does not use)."""
+        out = []
+        for v in variables:
+            st = self._slots.get(id(v))
+            out.append(None if st is None or st[0] is not v else tuple(st[1:]))
+        return out
+
+    def _restore_slots(self, variables, states, iterations: int, where: str) -> None:
+        """Set :attr:`iterations` and each variable's state arrays (``states`` as
+        :meth:`_slot_state` gives them, arrays or Tensors in place of the Variables). Everything
+        is checked before anything changes; a mismatch raises ``ValueError`` naming ``where``."""
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+            raise ValueError(f"{where}: the step count must be a non-negative integer, got {iterations!r}")
+        variables, states = list(variables), list(states)
+        if len(states) != len(variables):
+            raise ValueError(f"{where}: state for {len(states)} variable(s), but the optimizer has {len(variables)}")
+        staged = []
+        for i, (v, arrays) in enumerate(zip(variables, states, strict=True)):
+            if arrays is None:
+                continue
+            template = self._new_state(v)
+            used = [t is not None for t in template]
+            given = [a is not None for a in arrays]
+            if used != given:
+                raise ValueError(
+                    f"{where}: variable {i} ({_var_label(v)}) has {sum(given)} state array(s) of layout {given}, "
+                    f"but {type(self).__name__} with this configuration keeps {sum(used)} ({used})"
+                )
+            for t, a in zip(template, arrays, strict=True):
+                if t is None:
+                    continue
+                shape = tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+                if shape != tuple(v.shape):
+                    raise ValueError(
+                        f"{where}: a state array of variable {i} ({_var_label(v)}) has shape {shape}, "
+                        f"but the variable has shape {tuple(v.shape)}"
+                    )
+            staged.append((v, template, arrays))
+        for v, template, arrays in staged:
+            for t, a in zip(template, arrays, strict=True):
+                if t is not None:
+                    t.assign(backend.array_on(a.data if isinstance(a, Tensor) else a, t.device, t.dtype))
+            self._slots[id(v)] = (v, *template)
+        self.iterations = int(iterations)
+
     def _prepare(self, lr) -> dict | None:
         """Per-step numbers (called once per ``apply_gradients``), returned as a dict of attribute
         names to values, which are set on the optimizer."""
@@ -255,6 +327,14 @@ class Optimizer:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
         return f"{type(self).__name__}({args})"
+
+
+def _var_label(v) -> str:
+    name = getattr(v, "name", None)
+    if name:
+        return str(name)
+    shape = getattr(v, "shape", None)
+    return f"<unnamed {type(v).__name__} of shape {tuple(shape)}>" if shape is not None else repr(v)
 
 
 def _leaf_pairs(grads_and_vars):

@@ -29,7 +29,7 @@ def is_float(dtype) -> bool:
 class Tensor:
     """An immutable array value on one device (``'cpu'`` for NumPy, ``'cuda:N'`` for CuPy)."""
 
-    __slots__ = ("data", "_node", "_rg", "_tapes", "grad", "__weakref__")
+    __slots__ = ("data", "_node", "_rg", "_tapes", "_grad", "__weakref__")
     _is_var = False
     _version = 0
 
@@ -39,7 +39,7 @@ class Tensor:
         self._node = None
         self._rg = False
         self._tapes = None
-        self.grad = None
+        self._grad = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -51,7 +51,7 @@ class Tensor:
         t._node = None
         t._rg = False
         t._tapes = None
-        t.grad = None
+        t._grad = None
         return t
 
     # -- the usual attributes -------------------------------------------------------------------
@@ -196,6 +196,18 @@ class Tensor:
     def requires_grad(self, flag: bool) -> None:
         self.requires_grad_(flag)
 
+    @property
+    def grad(self):
+        """The gradient ``backward`` accumulated (None before). Assigning one whose shape, dtype or
+        device differs from this tensor's raises, as in PyTorch."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            _check_grad(self, value)
+        self._grad = value
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not is_float(self.dtype):
             raise RuntimeError(
@@ -253,7 +265,7 @@ class Variable(Tensor):
         self._node = None
         self._rg = False
         self._tapes = None
-        self.grad = None
+        self._grad = None
         self.trainable = bool(trainable)
         self.name = name
         self._version = 0
@@ -436,3 +448,22 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
 def shared(a, dtype=None, device=None, what: str = "asarray") -> Tensor:
     """A Tensor over ``a``'s memory where no cast or move is needed (``gg.asarray``)."""
     return Tensor._make(_to_array(a, dtype, device, copy=False, what=what))
+
+
+def _check_grad(t: Tensor, g) -> None:
+    """PyTorch's checks on ``t.grad = g``: a Tensor (or array) of t's shape, dtype and device."""
+    gd = g.data if isinstance(g, Tensor) else g
+    if not isinstance(g, Tensor) and (not hasattr(g, "shape") or not hasattr(g, "dtype") or isinstance(g, np.generic)):
+        raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(g).__name__}")
+    d = t.data
+    if gd.dtype != d.dtype:
+        raise RuntimeError(f"assigned grad has data of a different type: {gd.dtype} for a tensor of {d.dtype}")
+    if tuple(gd.shape) != tuple(d.shape):
+        raise RuntimeError(
+            f"assigned grad has data of a different size: shape {tuple(gd.shape)} "
+            f"for a tensor of shape {tuple(d.shape)}"
+        )
+    if type(gd) is not np.ndarray or type(d) is not np.ndarray:
+        gdev, tdev = backend.device_of(gd), backend.device_of(d)
+        if gdev != tdev:
+            raise RuntimeError(f"assigned grad expected to be on {tdev} but got grad on {gdev}")

@@ -8,6 +8,9 @@ grad); ``loss.backward()`` fills their ``.grad``, ``opt.step()`` updates them, `
 clears the gradients. ``clipnorm``/``clipvalue`` are accepted too and act as in Keras. Step
 counts (Adam's bias corrections, SGD's first momentum step) are the optimizer's, which equal
 PyTorch's per-parameter counts when every parameter gets a gradient at every step.
+``state_dict()`` / ``load_state_dict(sd)`` save and restore the hyperparameters, the step count
+and the buffers in ``torch.optim``'s layout, and assigning ``p.grad`` a gradient of another
+shape, dtype or device than ``p`` raises, as in PyTorch.
 """
 
 from __future__ import annotations
@@ -107,6 +110,89 @@ class _TorchRules:
             else:
                 p.grad = Tensor._make(backend.get_array_module(p.data).zeros_like(p.data))
 
+    # -- state (torch.optim's state_dict / load_state_dict) ---------------------------------------
+    _state_names: tuple = ()  # the names of the per-parameter buffers, in slot order
+
+    def state_dict(self) -> dict:
+        """The optimizer's state as ``torch.optim`` lays it out: ``{'state': {index: {'step': n,
+        buffer name: Tensor, ...}}, 'param_groups': [{hyperparameters..., 'params': [0, 1, ...]}]}``.
+        The Tensors are copies: later steps do not change a state dict taken earlier."""
+        state = {}
+        for i, slots in enumerate(self._slot_state(self.params)):
+            if slots is None:
+                continue
+            entry: dict = {"step": float(self.iterations)}
+            for name, slot in zip(self._state_names[: len(slots)], slots, strict=True):
+                if slot is not None:
+                    entry[name] = Tensor._make(slot.data.copy())
+            state[i] = entry
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        group["params"] = list(range(len(self.params)))
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` gave (for parameters of the same shapes, in the same
+        order): the hyperparameters, the step count and every buffer, cast to each parameter's
+        dtype and device as PyTorch does. Checked in full before anything changes."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{who}: expected a dict with 'state' and 'param_groups', got {got}")
+        groups = state_dict["param_groups"]
+        if not isinstance(groups, (list, tuple)) or len(groups) != 1:
+            n = len(groups) if isinstance(groups, (list, tuple)) else groups
+            raise ValueError(f"{who}: loaded state dict has a different number of parameter groups ({n}, expected 1)")
+        group = dict(groups[0])
+        ids = group.pop("params", None)
+        params = self.params
+        if not isinstance(ids, (list, tuple)) or len(ids) != len(params):
+            raise ValueError(
+                f"{who}: loaded state dict contains a parameter group that doesn't match the size of "
+                f"optimizer's group ({len(ids) if isinstance(ids, (list, tuple)) else ids!r} vs {len(params)})"
+            )
+        mine = {k for k in self.param_groups[0] if k != "params"}
+        if set(group) != mine:
+            raise ValueError(
+                f"{who}: loaded hyperparameters {sorted(group)} differ from this optimizer's {sorted(mine)}"
+            )
+        index = {p: i for i, p in enumerate(ids)}
+        states: list = [None] * len(params)
+        steps = set()
+        for key, entry in state_dict["state"].items():
+            if key not in index or not isinstance(entry, dict):
+                raise ValueError(f"{who}: state for unknown parameter {key!r} (parameters are {list(ids)})")
+            unknown = set(entry) - {"step", *self._state_names}
+            if unknown:
+                raise ValueError(f"{who}: unknown state {sorted(unknown)} for parameter {key!r}; "
+                                 f"{type(self).__name__} keeps {['step', *self._state_names]}")
+            steps.add(float(entry.get("step", 0.0)))
+            states[index[key]] = entry
+        if len(steps) > 1:
+            raise ValueError(f"{who}: the parameters' step counts differ ({sorted(steps)}); one count is kept")
+        step = steps.pop() if steps else 0.0
+        if not float(step).is_integer() or step < 0:
+            raise ValueError(f"{who}: the step count must be a non-negative integer, got {step}")
+        saved = dict(self.param_groups[0])
+        self.param_groups[0].update(group)  # the loaded hyperparameters decide which buffers are kept
+        try:
+            _check(group["lr"] is not None and (callable(group["lr"]) or float(group["lr"]) >= 0.0),
+                   f"Invalid learning rate: {group['lr']}")
+            for i, entry in enumerate(states):
+                if entry is None:
+                    continue
+                n = len(self._new_state(params[i]))
+                extra = [k for k in self._state_names[n:] if entry.get(k) is not None]
+                if extra:
+                    raise ValueError(f"{who}: parameter {ids[i]!r} has state {extra} that this configuration "
+                                     f"of {type(self).__name__} does not keep")
+                states[i] = tuple(entry.get(name) for name in self._state_names[:n])
+            self._restore_slots(params, states, int(step), who)
+        except BaseException:
+            self.param_groups[0].clear()
+            self.param_groups[0].update(saved)
+            raise
+        self._lr = group["lr"]
+
     def _decay(self, variables, lr) -> None:
         """PyTorch folds weight decay into each update (see ``_update``)."""
 
@@ -132,6 +218,8 @@ class _TorchRules:
 class SGD(_TorchRules, _opt.SGD):
     """``torch.optim.SGD``: ``g += wd·p``; with momentum ``b = μb + (1 − dampening)g`` (``b = g`` on
     the first step), then ``g = g + μb`` (Nesterov) or ``g = b``; ``p −= lr·g``."""
+
+    _state_names = ("momentum_buffer",)
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *,
                  maximize=False, clipnorm=None, clipvalue=None):
@@ -169,6 +257,8 @@ class SGD(_TorchRules, _opt.SGD):
 class Adam(_TorchRules, _opt.Adam):
     """``torch.optim.Adam``: ``m = β₁m + (1 − β₁)g``; ``v = β₂v + (1 − β₂)g²``;
     ``p −= lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)`` (``t`` counted per parameter)."""
+
+    _state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
                  maximize=False, clipnorm=None, clipvalue=None):
@@ -228,6 +318,8 @@ class AdamW(Adam, _opt.AdamW):
 class RMSprop(_TorchRules, _opt.RMSprop):
     """``torch.optim.RMSprop``: ``s = αs + (1 − α)g²``; ``a = √s + ε`` (centered: ``√(s − ḡ²) + ε``
     with ``ḡ = αḡ + (1 − α)g``); momentum ``b = μb + g/a``, ``p −= lr·b``, else ``p −= lr·g/a``."""
+
+    _state_names = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
                  maximize=False, clipnorm=None, clipvalue=None):

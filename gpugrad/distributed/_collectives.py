@@ -324,6 +324,13 @@ def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
     """Give every rank rank ``root``'s optimizer state: its step count and its slot arrays
     (momenta, moments), written in place; after restoring a checkpoint on one rank, for example.
     Every rank's optimizer must already hold slots of the same shapes (made by a first update)."""
+    from ..optimizers import Optimizer  # noqa: PLC0415  (optimizers import this package's users)
+
+    if not isinstance(optimizer, Optimizer):  # checked in a world of one too, as Horovod does
+        raise TypeError(
+            "broadcast_optimizer_state: expected a gpugrad optimizer (gg.optimizers.SGD, Adam, ...), "
+            f"got {type(optimizer).__name__} {optimizer!r}"[:300]
+        )
     w = world()
     root = _check_root(w, root, "broadcast_optimizer_state")
     if w.size == 1:

@@ -208,6 +208,7 @@ def _step(self, closure=None):
             return loss
         grads = self.average_gradients([p.grad for p in params], params)
         for p, g in zip(params, grads, strict=True):
-            p.grad = None if g is None else Tensor._make(g.data.copy())  # the buffers are reused
+            # the buffers are reused (a copy of their own), and half floats are reduced in float32
+            p.grad = None if g is None else Tensor._make(g.data.astype(p.dtype, copy=True))
     super(DistributedOptimizer, self).step()
     return loss

@@ -5,4 +5,4 @@
 from . import activations, functional, initializers  # noqa: F401
 from .layers import Activation, Dense, Dropout, Flatten, Input, InputLayer, Layer  # noqa: F401
 from .model import History, Sequential  # noqa: F401
-from .saving import load_model  # noqa: F401
+from .saving import ModelFileError, load_model  # noqa: F401

@@ -177,6 +177,8 @@ class Sequential:
         """The outputs for ``x``; ``training=True`` (as ``fit`` calls it) turns Dropout on."""
         if not isinstance(x, Tensor):  # an array or list: onto the weights' device once built
             x = Tensor(x, device=self.device)
+        if self._input_layer is not None:  # Input((2, 2)) refuses samples of another shape, as in Keras
+            x = self._input_layer.call(x)
         if self._input_spec is None and x.ndim:
             self._input_spec = (tuple(x.shape[1:]), x.dtype, x.device)
         for layer in self._layers:
@@ -255,6 +257,7 @@ class Sequential:
         xa = _as_array(x, what, "x")
         if xa.ndim == 0:
             raise ValueError(f"{what}: x must have a batch (first) axis, got a scalar")
+        self._check_sample_shape(what, xa)
         ya = None
         if need_y:
             if y is None:
@@ -270,6 +273,27 @@ class Sequential:
         if dt is not None and xa.dtype.kind == "f" and xa.dtype != dt:
             xa = xa.astype(dt)
         return xa, ya
+
+    def _check_sample_shape(self, what: str, xa) -> None:
+        """Refuse inputs whose samples do not have the model's input shape (Keras 3 raises too):
+        every axis of an ``Input`` shape (``None`` matches any size), or, for a model built from
+        data, the number of axes and the feature (last) axis of the first inputs it was called on."""
+        got = tuple(xa.shape[1:])
+        if self._input_layer is not None:
+            want = tuple(self._input_layer.shape)
+            ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got, strict=True))
+        elif self._input_spec is not None:
+            want = tuple(self._input_spec[0])
+            ok = len(got) == len(want) and (not want or got[-1] == want[-1])
+        else:
+            return
+        if not ok:
+            shown = "(None, " + ", ".join("None" if d is None else str(d) for d in want) + ")"
+            one = xa.ndim == len(want) and all(w is None or w == g for w, g in zip(want, xa.shape, strict=True))
+            hint = " (one sample without its batch axis? pass x[None])" if one else ""
+            raise ValueError(
+                f"{what}: the model expects inputs of shape {shown}, got x of shape {tuple(xa.shape)}{hint}"
+            )
 
     def _ensure_built(self, xa, dev) -> None:
         if not self.built:
@@ -370,13 +394,25 @@ class Sequential:
         if validation_data is None and validation_split:
             if not 0.0 < validation_split < 1.0:
                 raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split}")
-            cut = int(xa.shape[0] * (1.0 - validation_split))
+            total_n = xa.shape[0]
+            cut = int(total_n * (1.0 - validation_split))
+            if total_n and (cut == 0 or cut == total_n):  # Keras 3 refuses a split that leaves a side empty
+                raise ValueError(
+                    f"fit: validation_split={validation_split} splits the {total_n} sample(s) of x into "
+                    f"{cut} for training and {total_n - cut} for validation; both need at least one "
+                    "(provide more data or another validation_split)"
+                )
             validation_data = (xa[cut:], ya[cut:])
             xa, ya = xa[:cut], ya[:cut]
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val)")
             vx, vy = self._prepare("fit (validation_data)", *validation_data)
+            if vx.shape[0] == 0:  # a val_loss of 0.0 would look like the best epoch
+                raise ValueError(
+                    f"fit: validation_data has no samples (x_val of shape {tuple(vx.shape)}); "
+                    "pass validation data with at least one sample, or none"
+                )
         n = xa.shape[0]
         if n == 0:
             raise ValueError("fit: x has no samples")
@@ -626,29 +662,21 @@ class Sequential:
             shape, dtype, _ = self._input_spec
             arrays["__input_shape__"] = np.array(shape, dtype=np.int64)
             arrays["__input_dtype__"] = np.array(str(np.dtype(dtype)))
-        path = os.fspath(filepath)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        _saving._atomic_savez(os.fspath(filepath), arrays)
 
     def load_weights(self, filepath) -> None:
         """Read weights written by :meth:`save_weights` onto each weight's device (an unbuilt
         model is first built, on the default device, from the input shape stored in the file).
 
         All or nothing: every array is read and checked (count, shapes, a readable file with
-        intact members) before any weight changes; on an error the model is left as it was and
-        the message names the file, the weight and both shapes."""
+        intact members) before any weight changes; on an error (:class:`gpugrad.nn.ModelFileError`)
+        the model is left as it was and the message names the file, the weight and both shapes."""
         path = _weights_path(filepath)
         arrays, meta = _read_weights(path)
         saved = None
         if not self.built:
             if "__input_shape__" not in meta:
-                raise ValueError(
+                raise _saving.ModelFileError(
                     f"load_weights: {path!r} does not record the input shape, so this unbuilt model "
                     "cannot be built from it; call model.build(input_shape) first"
                 )
@@ -660,7 +688,7 @@ class Sequential:
                 self.build(shape, dtype=dt if is_float(dt) else None)
             ws = self.weights
             if len(arrays) != len(ws):
-                raise ValueError(
+                raise _saving.ModelFileError(
                     f"load_weights: {path!r} holds {len(arrays)} weight array(s) but model {self.name!r} "
                     f"has {len(ws)}; the architectures differ"
                 )
@@ -668,7 +696,7 @@ class Sequential:
             for i, (v, a) in enumerate(zip(ws, arrays, strict=True)):
                 if tuple(a.shape) != tuple(v.shape):
                     stored = f" (saved as {str(names[i])!r})" if names is not None and i < len(names) else ""
-                    raise ValueError(
+                    raise _saving.ModelFileError(
                         f"load_weights: {path!r}: weight {i} {v.name!r}{stored} has shape {tuple(a.shape)} "
                         f"in the file but {tuple(v.shape)} in model {self.name!r}; the architectures differ"
                     )
@@ -726,9 +754,11 @@ def _read_weights(path: str):
         raise
     except Exception as e:  # zipfile.BadZipFile, a bad CRC, a truncated or pickled member...
         where = f" (member {member!r})" if member is not None else ""
-        raise ValueError(f"load_weights: cannot read {path!r}{where}: {type(e).__name__}: {e}") from e
+        raise _saving.ModelFileError(f"load_weights: cannot read {path!r}{where}: {type(e).__name__}: {e}") from e
     if keys != [f"weight_{i:04d}" for i in range(len(keys))]:
-        raise ValueError(f"load_weights: {path!r} is not a weights file written by save_weights (members {keys})")
+        raise _saving.ModelFileError(
+            f"load_weights: {path!r} is not a weights file written by save_weights (members {keys})"
+        )
     return arrays, meta
 
 
@@ -740,12 +770,32 @@ def _count(layer) -> int:
 def _as_array(v, what, name):
     if isinstance(v, Tensor):
         return v.data
-    if isinstance(v, np.ndarray) or backend.is_cupy_array(v):
+    if backend.is_cupy_array(v):
         return v
-    try:
-        return np.asarray(v)
-    except Exception as e:
-        raise TypeError(f"{what}: {name} must be an array or a Tensor, got {type(v).__name__}") from e
+    if not isinstance(v, np.ndarray):
+        try:
+            v = np.asarray(v)
+        except Exception as e:
+            raise TypeError(f"{what}: {name} must be an array or a Tensor, got {type(v).__name__}") from e
+    if v.dtype.kind in "OUSV":
+        v = _numeric_host(v, what, name)
+    return v
+
+
+def _numeric_host(a: np.ndarray, what, name) -> np.ndarray:
+    """An object array of real numbers as float64; None, strings and other objects are refused
+    (they would otherwise turn into NaN and train silently on it)."""
+    if a.dtype.kind != "O":
+        raise TypeError(f"{what}: {name} must hold numbers, got an array of dtype {a.dtype}")
+    flat = a.reshape(-1)
+    for i, item in enumerate(flat):
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, float, np.integer, np.floating)):
+            where = np.unravel_index(i, a.shape) if a.ndim else ()
+            raise TypeError(
+                f"{what}: {name} must hold numbers, but {name}[{', '.join(map(str, where))}] is "
+                f"{item!r} ({type(item).__name__})"
+            )
+    return a.astype(np.float64)
 
 
 def _match_rank(y: Tensor, pred: Tensor) -> Tensor:
