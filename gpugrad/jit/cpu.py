@@ -119,17 +119,29 @@ def load(group: Group):
     return FusedKernel(fn, group)
 
 
+def _address(a) -> int:
+    try:  # the quickest way to an array's address from Python (a writable buffer)
+        return ctypes.addressof(ctypes.c_char.from_buffer(a))
+    except (TypeError, ValueError, BufferError):  # read-only, or a NumPy scalar
+        return a.__array_interface__["data"][0]
+
+
 class FusedKernel:
-    """Calls one compiled group: fresh output arrays, inputs made contiguous where they are not."""
+    """Calls one compiled group: inputs made contiguous where they are not, the outputs written into
+    one fresh block per dtype and handed out as views of it."""
 
     def __init__(self, fn, group: Group):
         self.fn = fn
         self.group = group
         self.n_in = len(group.inputs)
-        self.outs = [(group.shape, NP_DTYPE[d]) for d in group.out_dtypes()]
         self.in_dtypes = [NP_DTYPE[i.dtype] for i in group.inputs]
-        self.table = (ctypes.c_void_p * (self.n_in + len(self.outs)))()
-        self.single = len(self.outs) == 1
+        counts = {}
+        for d in group.out_dtypes():
+            counts[d] = counts.get(d, 0) + 1
+        self.blocks = [((counts[d],) + tuple(group.shape), NP_DTYPE[d]) for d in group.block_dtypes()]
+        self.order = group.output_blocks()
+        self.table = (ctypes.c_void_p * (self.n_in + len(self.blocks)))()
+        self.single = len(self.order) == 1
 
     def __repr__(self):
         return f"<fused group of {len(self.group.ops)} ops over {self.group.shape}>"
@@ -141,9 +153,13 @@ class FusedKernel:
             if type(a) is not np.ndarray or not a.flags.c_contiguous:
                 a = np.ascontiguousarray(a, dtype=self.in_dtypes[k])
                 keep.append(a)
-            table[k] = a.ctypes.data
-        outs = [np.empty(s, d) for s, d in self.outs]
-        for q, o in enumerate(outs):
-            table[self.n_in + q] = o.ctypes.data
+            table[k] = _address(a)
+        views = []
+        for q, (shape, dtype) in enumerate(self.blocks):
+            block = np.empty(shape, dtype)
+            table[self.n_in + q] = _address(block)
+            views.append(list(block))
         self.fn(table)
-        return outs[0] if self.single else tuple(outs)
+        if self.single:
+            return views[0][0]
+        return tuple(views[b][p] for b, p in self.order)

@@ -26,6 +26,7 @@ from .trace import Ref, _collect
 
 MAX_OPS = 1024  # ops per group: the compile time of one loop grows with its size
 MIN_OPS = 3  # fewer are not worth a call of their own
+LARGE = 1 << 15  # elements from which memory traffic, not Python, is what fusing saves
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.bool_): "bool"}
 
 # the ufuncs a group may hold: name -> arity
@@ -70,6 +71,20 @@ class Group:
 
     def out_dtypes(self) -> list[str]:
         return [self.ops[j].dtype for j in self.outputs]
+
+    def block_dtypes(self) -> list[str]:
+        """The outputs are written into one block per dtype (one allocation, one address each)."""
+        return list(dict.fromkeys(self.out_dtypes()))
+
+    def output_blocks(self) -> list[tuple[int, int]]:
+        """``(block, position in it)`` of each output."""
+        blocks = self.block_dtypes()
+        seen = dict.fromkeys(blocks, 0)
+        out = []
+        for d in self.out_dtypes():
+            out.append((blocks.index(d), seen[d]))
+            seen[d] += 1
+        return out
 
 
 def _name(fn):
@@ -205,6 +220,12 @@ class _Open:
         return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs])
 
 
+def _worth_it(n_ops: int, n_arrays: int, size: int) -> bool:
+    """A fused call costs about what a few NumPy calls cost in Python (one per array it passes);
+    on large arrays each call it saves also saves reading and writing a whole array."""
+    return size >= LARGE or n_ops >= 4 * n_arrays
+
+
 def find_groups(instrs, bufs, sinks):
     """``[(members, group, input buffers, output buffers, deferred)]`` for the program: a group runs
     where its last member was; ``deferred`` are calls in between that read what the group makes
@@ -224,7 +245,7 @@ def find_groups(instrs, bufs, sinks):
         if cur is not None and len(cur.members) >= MIN_OPS:
             members = set(cur.members)
             outs = [b for b in cur.made if b in sink_set or any(r not in members for r in readers.get(b, ()))]
-            if outs:
+            if outs and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape)):
                 found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs, deferred))
         cur, deferred, after = None, [], set()
 

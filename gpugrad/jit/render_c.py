@@ -91,7 +91,8 @@ def math_functions(group: Group) -> set[str]:
 
 
 def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
-    """C source of ``void name(char **p)``: ``p`` holds the inputs' then the outputs' addresses."""
+    """C source of ``void name(char **p)``: ``p`` holds the inputs' addresses, then one block per
+    output dtype that holds those outputs one after another (see :meth:`Group.output_blocks`)."""
     lines = ["#include <math.h>", "#include <stdint.h>", ""]
     if simd_decls:
         for fn, ty, arity in sorted(math_functions(group)):
@@ -101,10 +102,10 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
     lines.append(f"void {name}(char **p) {{")
     for k, inp in enumerate(group.inputs):
         lines.append(f"    const {CTYPE[inp.dtype]} *restrict in{k} = (const {CTYPE[inp.dtype]} *)p[{k}];")
-    n_in = len(group.inputs)
-    for q, j in enumerate(group.outputs):
+    n = group.outer * group.inner
+    for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         ct = CTYPE[group.ops[j].dtype]
-        lines.append(f"    {ct} *restrict out{q} = ({ct} *)p[{n_in + q}];")
+        lines.append(f"    {ct} *restrict out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
     lines.append(f"    for (int64_t o = 0; o < {group.outer}; o++) {{")
     lines.append("        #pragma omp simd")
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")
