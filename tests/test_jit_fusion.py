@@ -232,3 +232,28 @@ def test_fusion_off_runs_the_calls_one_by_one(monkeypatch):
     f = gg.jit(lambda x: np.tanh(x * 3.0 + 0.25) * x - 0.5)
     np.testing.assert_allclose(f(np.ones(10)), np.tanh(3.25) - 0.5)
     assert not _fused_calls(f)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gg.optimizers.Adam(1e-2, amsgrad=True),
+    lambda: gg.optimizers.AdamW(1e-2, weight_decay=0.1),
+    lambda: gg.optimizers.RMSprop(1e-2, momentum=0.9, centered=True),
+    lambda: gg.optimizers.SGD(1e-2, momentum=0.9, nesterov=True),
+], ids=["adam", "adamw", "rmsprop", "nesterov"])
+def test_optimizer_updates_fuse_with_their_slots_written_in_place(make, monkeypatch):
+    g = np.random.default_rng(6).standard_normal(5000).astype(np.float32)
+    results = []
+    for fused in ("1", "0"):
+        monkeypatch.setenv("GPUGRAD_FUSION", fused)
+        w = gg.Variable(np.linspace(-1, 1, 5000).astype(np.float32))
+        opt = make()
+        step = gg.jit(lambda g, w=w, opt=opt: opt.apply_gradients([(g, w)]))
+        counts = [step(g * (k + 1)) for k in range(6)]  # the learning rate's host numbers change each call
+        results.append((w.numpy(), [np.array(s) for s in opt.variables() if np.shape(s) == w.shape], counts))
+        if fused == "1":
+            assert _fused_calls(step)
+    (w1, s1, c1), (w0, s0, c0) = results
+    assert c1 == c0 == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(w1, w0, rtol=1e-6, atol=1e-7)
+    for a, b in zip(s1, s0):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -142,17 +142,22 @@ class FusedKernel:
         self.order = group.output_blocks()
         self.table = (ctypes.c_void_p * (self.n_in + len(self.blocks)))()
         self.single = len(self.order) == 1
+        self.host = {k: np.empty(1) for k, i in enumerate(group.inputs) if i.kind == "host"}
+        self.written = set(group.inplace.values())
 
     def __repr__(self):
         return f"<fused group of {len(self.group.ops)} ops over {self.group.shape}>"
 
     def __call__(self, *arrays):
         table = self.table
-        keep = []
+        copies = {}
         for k, a in enumerate(arrays):
-            if type(a) is not np.ndarray or not a.flags.c_contiguous:
-                a = np.ascontiguousarray(a, dtype=self.in_dtypes[k])
-                keep.append(a)
+            if k in self.host:  # a number computed on the host for this call
+                h = self.host[k]
+                h[0] = a
+                a = h
+            elif type(a) is not np.ndarray or not a.flags.c_contiguous:
+                a = copies[k] = np.ascontiguousarray(a, dtype=self.in_dtypes[k])
             table[k] = _address(a)
         views = []
         for q, (shape, dtype) in enumerate(self.blocks):
@@ -160,6 +165,7 @@ class FusedKernel:
             table[self.n_in + q] = _address(block)
             views.append(list(block))
         self.fn(table)
-        if self.single:
-            return views[0][0]
-        return tuple(views[b][p] for b, p in self.order)
+        for k in self.written & copies.keys():  # written into a contiguous copy: put it back
+            arrays[k][...] = copies[k]
+        out = [arrays[p] if b < 0 else views[b][p] for b, p in self.order]
+        return out[0] if self.single else tuple(out)

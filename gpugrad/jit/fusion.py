@@ -47,6 +47,7 @@ COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_e
 @dataclass
 class Input:
     kind: str  # 'full' | 'scalar' | 'row' (repeated over the leading axes) | 'col' (over the trailing)
+    #          | 'host' (a number the host computes at each call, passed as a double)
     dtype: str
 
 
@@ -68,20 +69,26 @@ class Group:
     inputs: list[Input] = field(default_factory=list)
     ops: list[FusedOp] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)  # ops whose values leave the loop
+    inplace: dict = field(default_factory=dict)  # output position -> the input it is written over
 
     def out_dtypes(self) -> list[str]:
-        return [self.ops[j].dtype for j in self.outputs]
+        """The dtypes of the outputs written into fresh blocks (not in place)."""
+        return [self.ops[j].dtype for q, j in enumerate(self.outputs) if q not in self.inplace]
 
     def block_dtypes(self) -> list[str]:
         """The outputs are written into one block per dtype (one allocation, one address each)."""
         return list(dict.fromkeys(self.out_dtypes()))
 
     def output_blocks(self) -> list[tuple[int, int]]:
-        """``(block, position in it)`` of each output."""
+        """``(block, position in it)`` of each output; ``(-1, input)`` for one written in place."""
         blocks = self.block_dtypes()
         seen = dict.fromkeys(blocks, 0)
         out = []
-        for d in self.out_dtypes():
+        for q, j in enumerate(self.outputs):
+            if q in self.inplace:
+                out.append((-1, self.inplace[q]))
+                continue
+            d = self.ops[j].dtype
             out.append((blocks.index(d), seen[d]))
             seen[d] += 1
         return out
@@ -122,7 +129,10 @@ def _candidate(ins, bufs):
     for a in ins.args:
         if isinstance(a, Ref):
             x = bufs[a.i].value
-            if not isinstance(x, (np.ndarray, np.generic)) or x.dtype not in DTYPES:
+            if bufs[a.i].kind == "host":  # a number the host computes at each call (a learning rate)
+                if type(x) not in (int, float):
+                    return None
+            elif not isinstance(x, (np.ndarray, np.generic)) or x.dtype not in DTYPES:
                 return None
         elif type(a) not in (int, float, bool) or (type(a) is int and abs(a) > 2**53):
             return None
@@ -159,15 +169,22 @@ class _Open:
         self.members = []  # instruction indices
         self.made = {}  # buffer -> op index
         self.ops = []
-        self.inputs = []  # buffer index or ('val', Python scalar kept as literal)
+        self.inputs = []  # buffer indices
         self.input_kinds = []
+        self.inplace = {}  # buffer made outside the group and written back in place -> its input
 
     def add(self, i, ins, name, bufs) -> bool:
-        """Take instruction ``i`` if its operands fit this group's loop."""
+        """Take instruction ``i`` if its operands fit this group's loop. A call that writes into an
+        array made outside the group (a Variable's slot, ``m *= beta``) reads it whole as an input
+        and writes the group's last value of it back in place."""
+        target = None
         if ins.writes and ins.out.i not in self.made:
-            return False  # an in-place write into an array made outside the group
+            target = ins.out.i
+            if bufs[target].kind not in ("var", "new") or tuple(bufs[target].value.shape) != self.shape:
+                return False
         args, new_inputs, split = [], [], self.split
-        for a in ins.args:
+        operands = list(ins.args) + ([Ref(target)] if target is not None else [])
+        for n_arg, a in enumerate(operands):
             if not isinstance(a, Ref):
                 args.append(("lit", a))
                 continue
@@ -175,7 +192,10 @@ class _Open:
                 args.append(("t", self.made[a.i]))
                 continue
             x = bufs[a.i].value
-            lay = _layout(tuple(np.shape(x)), self.shape)
+            if bufs[a.i].kind == "host":
+                lay = ("host", None)
+            else:
+                lay = _layout(tuple(np.shape(x)), self.shape)
             if lay is None:
                 return False
             kind, k = lay
@@ -192,22 +212,23 @@ class _Open:
                         pos = len(self.inputs) + q
                         break
                 else:
-                    new_inputs.append((a.i, kind, DTYPES[x.dtype]))
-                args.append(("in", pos))
+                    new_inputs.append((a.i, kind, "f64" if kind == "host" else DTYPES[x.dtype]))
+                if n_arg < len(ins.args):
+                    args.append(("in", pos))
         out = bufs[ins.out.i].value
         vals = [_value_of(a, bufs) for a in ins.args]
-        if name in COMPARISONS:
+        if name == "where":
+            compute = DTYPES[out.dtype]
+        else:  # NumPy's rule: Python numbers (and host numbers) are weak
             compute = DTYPES.get(np.result_type(*vals))
-        elif name == "where":
-            compute = DTYPES[out.dtype]
-        else:
-            compute = DTYPES[out.dtype]
         if compute is None:
             return False
         self.split = split
         for b, kind, dt in new_inputs:
             self.inputs.append(b)
             self.input_kinds.append(Input(kind, dt))
+        if target is not None:
+            self.inplace[target] = self.inputs.index(target)
         self.made[ins.out.i] = len(self.ops)
         self.ops.append(FusedOp(name, args, DTYPES[out.dtype], compute))
         self.members.append(i)
@@ -217,7 +238,8 @@ class _Open:
         k = self.split if self.split is not None else 0  # no row or column input: one flat loop
         outer = math.prod(self.shape[:k])
         inner = math.prod(self.shape[k:])
-        return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs])
+        inplace = {q: self.inplace[b] for q, b in enumerate(outputs) if b in self.inplace}
+        return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs], inplace)
 
 
 def _worth_it(n_ops: int, n_arrays: int, size: int) -> bool:
@@ -244,7 +266,8 @@ def find_groups(instrs, bufs, sinks):
         nonlocal cur, deferred, after
         if cur is not None and len(cur.members) >= MIN_OPS:
             members = set(cur.members)
-            outs = [b for b in cur.made if b in sink_set or any(r not in members for r in readers.get(b, ()))]
+            outs = [b for b in cur.made if b in sink_set or b in cur.inplace
+                    or any(r not in members for r in readers.get(b, ()))]
             if outs and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape)):
                 found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs, deferred))
         cur, deferred, after = None, [], set()

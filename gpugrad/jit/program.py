@@ -126,11 +126,13 @@ def _fuse(instrs, bufs, sinks):
         if kernel is None:
             continue
         out = Ref(outputs[0]) if len(outputs) == 1 else tuple(Ref(o) for o in outputs)
+        inplace = [outputs[q] for q in group.inplace]
         last = members[-1]
         moved = [d for d in deferred if d < last]  # the later ones already run after the group
         drop.update(members)
         drop.update(moved)
-        fused = Instr(kernel, tuple(Ref(b) for b in inputs), {}, out, [], list(outputs))
+        fresh = [o for o in outputs if o not in inplace]
+        fused = Instr(kernel, tuple(Ref(b) for b in inputs), {}, out, inplace, fresh)
         place[last] = [fused] + [instrs[d] for d in moved]
     out = []
     for i, ins in enumerate(instrs):

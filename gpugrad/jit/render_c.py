@@ -100,17 +100,21 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
             lines.append(f'__attribute__((simd("notinbranch"))) {ty} {fn}({params});')
         lines.append("")
     lines.append(f"void {name}(char **p) {{")
+    written = set(group.inplace.values())
     for k, inp in enumerate(group.inputs):
-        lines.append(f"    const {CTYPE[inp.dtype]} *restrict in{k} = (const {CTYPE[inp.dtype]} *)p[{k}];")
+        const = "" if k in written else "const "  # read, then written back at the same element
+        lines.append(f"    {const}{CTYPE[inp.dtype]} *restrict in{k} = ({const}{CTYPE[inp.dtype]} *)p[{k}];")
     n = group.outer * group.inner
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         ct = CTYPE[group.ops[j].dtype]
+        if slot < 0:
+            continue  # written back through its input's pointer
         lines.append(f"    {ct} *restrict out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
     lines.append(f"    for (int64_t o = 0; o < {group.outer}; o++) {{")
     lines.append("        #pragma omp simd")
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")
     lines.append(f"            const int64_t i = o * {group.inner} + c;")
-    index = {"full": "i", "scalar": "0", "row": "c", "col": "o"}
+    index = {"full": "i", "scalar": "0", "row": "c", "col": "o", "host": "0"}
     for j, op in enumerate(group.ops):
         operands = []
         for slot, arg in enumerate(op.args):
@@ -129,7 +133,7 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
             else:
                 operands.append(src if dt == want else f"(({wt}){src})")
         lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){expression(op, operands)};")
-    for q, j in enumerate(group.outputs):
-        lines.append(f"            out{q}[i] = t{j};")
+    for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
+        lines.append(f"            {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
     lines += ["        }", "    }", "}", ""]
     return "\n".join(lines)
