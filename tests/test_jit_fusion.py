@@ -2,6 +2,7 @@
 (to a few ulp of the math functions), NumPy's NaN/inf rules, subnormals kept, every broadcast
 layout, the on-disk cache, and the fallback when fusion is off."""
 
+import importlib
 import sys
 
 import numpy as np
@@ -257,3 +258,33 @@ def test_optimizer_updates_fuse_with_their_slots_written_in_place(make, monkeypa
     np.testing.assert_allclose(w1, w0, rtol=1e-6, atol=1e-7)
     for a, b in zip(s1, s0):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_every_fused_group_renders_to_cuda_that_nvrtc_compiles():
+    from gpugrad import kernels
+
+    render_cuda = importlib.import_module("gpugrad.jit.render_cuda")
+    programs = [
+        (lambda x, o: np.where(np.greater(x, o), np.tanh(x * o + 1.0), -x) - np.maximum(x, 0.5),
+         (np.ones((6, 5, 4), np.float32), np.ones((5, 4), np.float32))),
+        (lambda x, o: np.isfinite(np.log1p(np.abs(x)) / o) * np.exp(x) + np.power(x, 2.5),
+         (np.ones((3, 7)), np.ones((3, 1)))),
+    ]
+    groups = []
+    for f, args in programs:
+        jf = gg.jit(f)
+        jf(*args)
+        groups += [k.group for k in _fused_calls(jf)]
+    w = gg.Variable(np.zeros(64, np.float32))
+    opt = gg.optimizers.Adam(0.1)
+    step = gg.jit(lambda g: opt.apply_gradients([(g, w)]))
+    step(np.ones(64, np.float32))
+    groups += [k.group for k in _fused_calls(step)]  # host numbers and slots written in place
+    assert len(groups) == 3
+    for g in groups:
+        src, name = render_cuda.render(g)
+        try:
+            ptx = gg.cuda.compile_check(src, name)
+        except kernels.NvrtcUnavailable:
+            pytest.skip("NVRTC is not installed")
+        assert name in ptx

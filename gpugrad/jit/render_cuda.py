@@ -1,0 +1,81 @@
+"""A fused group (:mod:`gpugrad.jit.fusion`) as CUDA C: one grid-stride elementwise kernel.
+
+The same description as the C loop (:mod:`gpugrad.jit.render_c`): the op expressions are shared,
+only the loop and the math library differ. Compiled once by NVRTC through the kernel loader and
+kept by a hash of its source; CuPy's default ``-ftz`` is not asked for, so float32 subnormals
+survive as on the CPU. Host numbers arrive as ``double`` kernel parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .fusion import Group
+from .render_c import CTYPE, expression, literal
+
+__all__ = ["render", "kernel_name"]
+
+# NVRTC has the device math functions built in, but not <math.h>'s macros
+_PRELUDE = """#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#endif
+"""
+
+
+def kernel_name(src_body: str) -> str:
+    return "gg_fused_" + hashlib.sha256(src_body.encode()).hexdigest()[:16]
+
+
+def render(group: Group) -> tuple[str, str]:
+    """``(source, kernel name)``. Parameters: the inputs in order (host numbers as ``double``), then
+    the outputs written in fresh arrays (those written in place go through their input's pointer),
+    then the element count."""
+    written = set(group.inplace.values())
+    params = []
+    for k, inp in enumerate(group.inputs):
+        if inp.kind == "host":
+            params.append(f"const double in{k}")
+        else:
+            const = "" if k in written else "const "
+            params.append(f"{const}{CTYPE[inp.dtype]} *__restrict__ in{k}")
+    for q, (j, (slot, _)) in enumerate(zip(group.outputs, group.output_blocks())):
+        if slot >= 0:
+            params.append(f"{CTYPE[group.ops[j].dtype]} *__restrict__ out{q}")
+    params.append("const long long n")
+    index = {"full": "i", "scalar": "0", "row": "c", "col": "o"}
+    body = [
+        "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
+        "         i += (long long)gridDim.x * blockDim.x) {",
+        f"        const long long o = i / {group.inner}, c = i % {group.inner};",
+        "        (void)o; (void)c;",
+    ]
+    for j, op in enumerate(group.ops):
+        operands = []
+        for slot, (kind, v) in enumerate(op.args):
+            want = "bool" if (op.name == "where" and slot == 0) or op.name.startswith("logical") else op.compute
+            wt = CTYPE[want]
+            if kind == "lit":
+                operands.append(literal(v, wt))
+                continue
+            if kind == "in":
+                inp = group.inputs[v]
+                src = f"in{v}" if inp.kind == "host" else f"in{v}[{index[inp.kind]}]"
+                dt = inp.dtype
+            else:
+                src, dt = f"t{v}", group.ops[v].dtype
+            if want == "bool" and dt != "bool":
+                operands.append(f"({src} != 0)")
+            else:
+                operands.append(src if dt == want else f"(({wt}){src})")
+        ct = CTYPE[op.dtype]
+        body.append(f"        const {ct} t{j} = ({ct}){expression(op, operands)};")
+    for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
+        body.append(f"        {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
+    body.append("    }")
+    inner = "\n".join(body)
+    sig = ",\n    ".join(params)
+    name = kernel_name(sig + inner)
+    src = _PRELUDE + f'extern "C" __global__ void {name}(\n    {sig}) {{\n{inner}\n}}\n'
+    return src, name
+
