@@ -3,8 +3,47 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import activation, creation, linalg, loss, math, reduce, shape  # noqa: F401
+from . import activation, arrange, creation, linalg, loss, math, math_extra, products, reduce, reduce_extra, shape  # noqa: F401,E501
 from .activation import relu, sigmoid, tanh
+from .arrange import (  # noqa: F401
+    append,
+    argsort,
+    array_split,
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    column_stack,
+    concatenate,
+    diag,
+    diagflat,
+    diagonal,
+    dsplit,
+    dstack,
+    flatten,
+    flip,
+    fliplr,
+    flipud,
+    hsplit,
+    hstack,
+    moveaxis,
+    pad,
+    ravel,
+    repeat,
+    roll,
+    rot90,
+    row_stack,
+    select,
+    sort,
+    split,
+    swapaxes,
+    take_along_axis,
+    tile,
+    trace,
+    tril,
+    triu,
+    vsplit,
+    vstack,
+)
 from .linalg import matmul
 from .math import (
     abs,
@@ -35,8 +74,47 @@ from .math import (
     tan,
     where,
 )
+from .math_extra import (  # noqa: F401
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    around,
+    ceil,
+    conj,
+    conjugate,
+    cosh,
+    deg2rad,
+    degrees,
+    exp2,
+    fix,
+    floor,
+    floor_divide,
+    hypot,
+    imag,
+    log2,
+    log10,
+    logaddexp,
+    logaddexp2,
+    mod,
+    rad2deg,
+    radians,
+    real,
+    reciprocal,
+    remainder,
+    rint,
+    round,
+    sinc,
+    sinh,
+    trunc,
+)
+from .products import cross, dot, einsum, inner, kron, outer, tensordot, vdot  # noqa: F401
 from .reduce import logsumexp, max, mean, min, norm, sum
-from .select import argmax, argmin
+from .reduce_extra import cumprod, cumsum, prod, std, var  # noqa: F401
+from .search import argmax, argmin
 from .shape import (
     broadcast_to,
     concat,
@@ -93,7 +171,24 @@ def _install():
         self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None
     )
     T.view = T.reshape
+    _install_numpy_methods(T)
     _install_torch_habits(T)
+
+
+def _install_numpy_methods(T):
+    """NumPy's ndarray methods and operators that the NumPy function set brings: ``%``, ``//``,
+    ``t.prod()``, ``t.cumsum()``, ``t.std()`` (NumPy's ``ddof=0``), ``t.ravel()``..."""
+    T.__mod__ = mod
+    T.__rmod__ = math_extra._rmod
+    T.__floordiv__ = floor_divide
+    T.__rfloordiv__ = math_extra._rfloordiv
+    for name, fn in [
+        ("prod", prod), ("cumsum", cumsum), ("cumprod", cumprod), ("std", std), ("var", var),
+        ("trace", trace), ("diagonal", diagonal), ("swapaxes", swapaxes), ("dot", dot), ("round", round),
+    ]:
+        setattr(T, name, fn)
+    T.ravel = lambda self: ravel(self)
+    T.flatten = lambda self: ravel(self)
 
 
 def _install_torch_habits(T):

@@ -74,6 +74,8 @@ def _coerce(x, like: Tensor, op: str) -> Tensor:
         return as_tensor(float(x), like)
     if isinstance(x, bool):
         return as_tensor(x, like)
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return stack_nested(x, op)
     # a NumPy scalar or a list: its values decide its dtype, then the op promotes
     return Tensor._make(_to_array(x, None, like.device, what=op))
 
@@ -134,7 +136,51 @@ def to_float(x: Tensor) -> Tensor:
 
 
 def unary(x, op: str = "op") -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor._make(_to_array(x, what=op))
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return stack_nested(x, op)
+    return Tensor._make(_to_array(x, what=op))
+
+
+def holds_tensor(x) -> bool:
+    """Whether a (nested) list or tuple holds a Tensor anywhere."""
+    for v in x:
+        if isinstance(v, Tensor) or isinstance(v, (list, tuple)) and holds_tensor(v):
+            return True
+    return False
+
+
+def stack_nested(x, op: str = "op", like: Tensor | None = None) -> Tensor:
+    """A (nested) list or tuple of Tensors and numbers as one Tensor, stacked with recorded ops so
+    the gradient reaches every Tensor in it (as HIPS autograd; never a constant)."""
+    if like is None:
+        like = _first_tensor(x)
+    if isinstance(x, Tensor):
+        return x
+    if not isinstance(x, (list, tuple)):
+        if isinstance(x, (bool, int, float)):
+            return as_tensor(x, like)
+        return _coerce(x, like, op)
+    if not x:
+        raise ValueError(f"{op}: an empty list cannot be stacked with tensors of shape {like.shape}")
+    parts = [stack_nested(v, op, like) for v in x]
+    shapes = {p.shape for p in parts}
+    if len(shapes) > 1:
+        raise ValueError(f"{op}: a list of tensors of different shapes {sorted(shapes)} cannot be made one tensor")
+    ops = _OPS or _load_ops()
+    return ops.shape.stack(parts)
+
+
+def _first_tensor(x):
+    for v in x:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, (list, tuple)):
+            t = _first_tensor(v)
+            if t is not None:
+                return t
+    return None
 
 
 def broadcast_error(op: str, a, b) -> ValueError:

@@ -1,0 +1,308 @@
+"""The NumPy function set: forward values against NumPy, gradients to second order, and the edge
+cases that once gave silently wrong gradients."""
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad.testing import check_grad
+
+
+def _t(a, device):
+    return gg.tensor(np.asarray(a, dtype=np.float64), device=device)
+
+
+# -- lists of tensors, powers at zero, constant outputs, argnums -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "f, want",
+    [
+        (lambda x: gg.mean([x, x + 2]), 1.0),
+        (lambda x: gg.sum([x, x]), 2.0),
+        (lambda x: gg.sum(((x, x), (x, 3.0 * x))), 6.0),
+        (lambda x: gg.sum([[x, 1.0], [x, x]]), 3.0),
+        (lambda x: gg.norm([x, x + 2]), (2 * 1.0 + 2) / np.sqrt(1.0 + 9.0)),
+        (lambda x: gg.exp([x, 2 * x]).sum(), np.e + 2 * np.e**2),
+        (lambda x: (gg.tensor([1.0, 2.0], dtype="float64") * [x, x]).sum(), 3.0),
+        (lambda x: gg.stack([x, [x, x][1]]).sum(), 2.0),
+    ],
+)
+def test_list_of_tensors_keeps_its_gradient(f, want):
+    assert float(gg.grad(f)(gg.tensor(1.0, dtype="float64"))) == pytest.approx(want)
+
+
+def test_list_of_tensors_second_order(device):
+    x = _t([0.3, -0.7], device)
+    check_grad(lambda x: gg.sum([x * x, gg.sin(x)], axis=0), [x], order=2)
+
+
+def test_list_of_tensors_of_different_shapes_is_refused():
+    x = gg.tensor([1.0, 2.0])
+    with pytest.raises(ValueError, match="different shapes"):
+        gg.sum([x, x[0]])
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_power_zero_has_zero_gradient_at_zero(order):
+    f = lambda x: x**0  # noqa: E731
+    for _ in range(order):
+        f = gg.grad(f)
+    assert float(f(gg.tensor(0.0, dtype="float64"))) == 0.0
+
+
+def test_power_zero_tensor_exponent():
+    g = gg.grad(lambda x: gg.pow(x, gg.zeros(())))(gg.tensor(0.0))
+    assert float(g) == 0.0
+    g2 = gg.grad(gg.grad(lambda x: x**1))(gg.tensor(0.0))
+    assert float(g2) == 0.0
+
+
+def test_constant_zero_base_power():
+    assert float(gg.grad(lambda y: 0.0**y)(2.0)) == 0.0
+    assert float(gg.grad(lambda y: 0**y)(2.0)) == 0.0
+    assert float(gg.grad(lambda y: 2.0**y)(3.0)) == pytest.approx(8 * np.log(2.0))
+
+
+@pytest.mark.parametrize("const", [1.0, 3, np.float64(1.5), np.array(2.0)])
+def test_constant_output_has_zero_gradient(const):
+    g = gg.grad(lambda x: const)(2.0)
+    assert float(g) == 0.0
+    _, g = gg.value_and_grad(lambda x, y: const, argnums=(0, 1))(gg.ones(3), 2.0)
+    assert np.all(g[0].numpy() == 0) and float(g[1]) == 0.0
+
+
+def test_repeated_argnums_are_refused():
+    with pytest.raises(ValueError, match="repeats"):
+        gg.grad(lambda a, b: a * b, argnums=(0, 0))(1.0, 2.0)
+    with pytest.raises(ValueError, match="repeats"):
+        gg.grad(lambda a, b: a * b, argnums=(1, -1))(1.0, 2.0)
+
+
+# -- functions against NumPy, gradients to second order ----------------------------------------------
+
+R = np.random.default_rng(7)
+
+
+def _a(*shape, lo=-1.0, hi=1.0):
+    return R.uniform(lo, hi, size=shape)
+
+
+# (id, gpugrad function, NumPy function, inputs): both functions take the same positional inputs
+UNARY = [
+    ("sinh", gg.sinh, np.sinh, [_a(2, 3)]),
+    ("cosh", gg.cosh, np.cosh, [_a(2, 3)]),
+    ("arcsin", gg.arcsin, np.arcsin, [_a(4, lo=-0.8, hi=0.8)]),
+    ("arccos", gg.arccos, np.arccos, [_a(4, lo=-0.8, hi=0.8)]),
+    ("arctan", gg.arctan, np.arctan, [_a(4)]),
+    ("arcsinh", gg.arcsinh, np.arcsinh, [_a(2, 3)]),
+    ("arccosh", gg.arccosh, np.arccosh, [_a(2, 3, lo=1.2, hi=3.0)]),
+    ("arctanh", gg.arctanh, np.arctanh, [_a(2, 3, lo=-0.8, hi=0.8)]),
+    ("log2", gg.log2, np.log2, [_a(2, 3, lo=0.2, hi=3.0)]),
+    ("log10", gg.log10, np.log10, [_a(2, 3, lo=0.2, hi=3.0)]),
+    ("exp2", gg.exp2, np.exp2, [_a(2, 3)]),
+    ("rad2deg", gg.rad2deg, np.rad2deg, [_a(3)]),
+    ("deg2rad", gg.deg2rad, np.deg2rad, [_a(3) * 90]),
+    ("reciprocal", gg.reciprocal, np.reciprocal, [_a(2, 3, lo=0.5, hi=2.0)]),
+    ("sinc", gg.sinc, np.sinc, [_a(2, 3, lo=0.1, hi=1.5)]),
+    ("arctan2", gg.arctan2, np.arctan2, [_a(2, 3), _a(3, lo=0.2, hi=1.0)]),
+    ("hypot", gg.hypot, np.hypot, [_a(2, 3), _a(2, 1)]),
+    ("logaddexp", gg.logaddexp, np.logaddexp, [_a(2, 3), _a(3)]),
+    ("logaddexp2", gg.logaddexp2, np.logaddexp2, [_a(2, 3), _a(3)]),
+    ("mod", gg.mod, np.mod, [_a(2, 3, lo=0.1, hi=3.0), _a(3, lo=0.7, hi=0.9)]),
+    ("mod-op", lambda a, b: a % b, lambda a, b: a % b, [_a(2, 3) * 3, _a(2, 3, lo=-0.9, hi=-0.7)]),
+    ("rmod-op", lambda a: 2.5 % a, lambda a: 2.5 % a, [_a(4, lo=0.6, hi=0.9)]),
+]
+
+REDUCE = [
+    ("prod", gg.prod, np.prod, [_a(2, 3)]),
+    ("prod-axis", lambda x: gg.prod(x, axis=1, keepdims=True), lambda x: np.prod(x, 1, keepdims=True), [_a(2, 3)]),
+    (
+        "prod-zeros",
+        lambda x: gg.prod(x, axis=0),
+        lambda x: np.prod(x, 0),
+        [np.array([[0.0, 2.0], [0.0, 3.0], [1.5, 0.5]])],
+    ),
+    ("prod-method", lambda x: x.prod(axis=(0, 2)), lambda x: x.prod(axis=(0, 2)), [_a(2, 2, 2)]),
+    ("cumsum", lambda x: gg.cumsum(x, axis=1), lambda x: np.cumsum(x, axis=1), [_a(2, 3)]),
+    ("cumsum-flat", lambda x: x.cumsum(), lambda x: x.cumsum(), [_a(2, 3)]),
+    (
+        "cumprod",
+        lambda x: gg.cumprod(x, axis=0),
+        lambda x: np.cumprod(x, axis=0),
+        [np.array([[0.5, 0.0], [2.0, 3.0], [-1.0, 1.5]])],
+    ),
+    ("var", lambda x: gg.var(x, axis=0), lambda x: np.var(x, axis=0), [_a(3, 2)]),
+    ("var-ddof", lambda x: x.var(ddof=1), lambda x: x.var(ddof=1), [_a(3, 2)]),
+    ("std", lambda x: gg.std(x, axis=1, keepdims=True), lambda x: np.std(x, axis=1, keepdims=True), [_a(2, 3)]),
+    ("std-method", lambda x: x.std(), lambda x: x.std(), [_a(2, 3)]),
+    ("trace", gg.trace, np.trace, [_a(3, 3)]),
+    ("trace-offset", lambda x: gg.trace(x, 1, 1, 2), lambda x: np.trace(x, 1, 1, 2), [_a(2, 3, 4)]),
+]
+
+ARRANGE = [
+    ("repeat", lambda x: gg.repeat(x, 2, axis=1), lambda x: np.repeat(x, 2, axis=1), [_a(2, 3)]),
+    ("repeat-flat", lambda x: gg.repeat(x, [1, 0, 2, 1]), lambda x: np.repeat(x, [1, 0, 2, 1]), [_a(2, 2)]),
+    ("roll", lambda x: gg.roll(x, 1, axis=1), lambda x: np.roll(x, 1, axis=1), [_a(2, 3)]),
+    ("roll-flat", lambda x: gg.roll(x, -2), lambda x: np.roll(x, -2), [_a(2, 3)]),
+    ("roll-axes", lambda x: gg.roll(x, (1, 2), (0, 1)), lambda x: np.roll(x, (1, 2), (0, 1)), [_a(2, 3)]),
+    ("vstack", lambda a, b: gg.vstack([a, b]), lambda a, b: np.vstack([a, b]), [_a(3), _a(2, 3)]),
+    ("hstack", lambda a, b: gg.hstack((a, b)), lambda a, b: np.hstack((a, b)), [_a(2, 1), _a(2, 3)]),
+    ("hstack-1d", lambda a, b: gg.hstack([a, b]), lambda a, b: np.hstack([a, b]), [_a(2), _a(3)]),
+    ("dstack", lambda a, b: gg.dstack([a, b]), lambda a, b: np.dstack([a, b]), [_a(2, 3), _a(2, 3)]),
+    ("column_stack", lambda a, b: gg.column_stack([a, b]), lambda a, b: np.column_stack([a, b]), [_a(3), _a(3, 2)]),
+    (
+        "concatenate-none",
+        lambda a, b: gg.concatenate([a, b], axis=None),
+        lambda a, b: np.concatenate([a, b], axis=None),
+        [_a(2, 2), _a(3)],
+    ),
+    ("append", gg.append, np.append, [_a(2, 2), _a(3)]),
+    ("append-axis", lambda a, b: gg.append(a, b, axis=0), lambda a, b: np.append(a, b, axis=0), [_a(2, 2), _a(1, 2)]),
+    ("split", lambda x: gg.split(x, 3, axis=1)[1], lambda x: np.split(x, 3, axis=1)[1], [_a(2, 6)]),
+    ("split-at", lambda x: gg.split(x, [1, 4])[2], lambda x: np.split(x, [1, 4])[2], [_a(6)]),
+    ("array_split", lambda x: gg.array_split(x, 4)[0], lambda x: np.array_split(x, 4)[0], [_a(7, 2)]),
+    ("vsplit", lambda x: gg.vsplit(x, 2)[1], lambda x: np.vsplit(x, 2)[1], [_a(4, 2)]),
+    ("hsplit", lambda x: gg.hsplit(x, 2)[0], lambda x: np.hsplit(x, 2)[0], [_a(2, 4)]),
+    ("flip", lambda x: gg.flip(x, 1), lambda x: np.flip(x, 1), [_a(2, 3)]),
+    ("flip-all", gg.flip, np.flip, [_a(2, 3)]),
+    ("fliplr", gg.fliplr, np.fliplr, [_a(2, 3)]),
+    ("flipud", gg.flipud, np.flipud, [_a(2, 3)]),
+    *[(f"rot90-{k}", lambda x, k=k: gg.rot90(x, k), lambda x, k=k: np.rot90(x, k), [_a(2, 3)]) for k in (1, 2, 3, -1)],
+    ("rot90-axes", lambda x: gg.rot90(x, 1, (2, 0)), lambda x: np.rot90(x, 1, (2, 0)), [_a(2, 3, 2)]),
+    ("moveaxis", lambda x: gg.moveaxis(x, 0, -1), lambda x: np.moveaxis(x, 0, -1), [_a(2, 3, 4)]),
+    (
+        "moveaxis-many",
+        lambda x: gg.moveaxis(x, [0, 1], [2, 0]),
+        lambda x: np.moveaxis(x, [0, 1], [2, 0]),
+        [_a(2, 3, 4)],
+    ),
+    ("swapaxes", lambda x: gg.swapaxes(x, 0, 2), lambda x: np.swapaxes(x, 0, 2), [_a(2, 3, 4)]),
+    ("tile", lambda x: gg.tile(x, (2, 1, 2)), lambda x: np.tile(x, (2, 1, 2)), [_a(2, 3)]),
+    ("tile-int", lambda x: gg.tile(x, 3), lambda x: np.tile(x, 3), [_a(2, 2)]),
+    ("triu", lambda x: gg.triu(x, 1), lambda x: np.triu(x, 1), [_a(3, 4)]),
+    ("tril", gg.tril, np.tril, [_a(2, 3, 3)]),
+    ("diag-1d", lambda x: gg.diag(x, -1), lambda x: np.diag(x, -1), [_a(3)]),
+    ("diag-2d", lambda x: gg.diag(x, 1), lambda x: np.diag(x, 1), [_a(3, 4)]),
+    ("diagonal", lambda x: gg.diagonal(x, 0, 2, 0), lambda x: np.diagonal(x, 0, 2, 0), [_a(3, 2, 3)]),
+    ("sort", gg.sort, np.sort, [_a(3, 4)]),
+    ("sort-axis0", lambda x: gg.sort(x, axis=0), lambda x: np.sort(x, axis=0), [_a(3, 4)]),
+    ("sort-none", lambda x: gg.sort(x, axis=None), lambda x: np.sort(x, axis=None), [_a(3, 2)]),
+    (
+        "take_along_axis",
+        lambda x: gg.take_along_axis(x, np.array([[2, 0], [1, 1]]), 1),
+        lambda x: np.take_along_axis(x, np.array([[2, 0], [1, 1]]), 1),
+        [_a(2, 3)],
+    ),
+    (
+        "pad",
+        lambda x: gg.pad(x, ((1, 0), (2, 1)), constant_values=0.5),
+        lambda x: np.pad(x, ((1, 0), (2, 1)), constant_values=0.5),
+        [_a(2, 3)],
+    ),
+    *[
+        (f"pad-{m}", lambda x, m=m: gg.pad(x, 2, mode=m), lambda x, m=m: np.pad(x, 2, mode=m), [_a(3, 3)])
+        for m in ("edge", "reflect", "symmetric", "wrap")
+    ],
+    (
+        "select",
+        lambda x: gg.select([x > 0.3, x < -0.2], [x * x, 2 * x], default=1.0),
+        lambda x: np.select([x > 0.3, x < -0.2], [x * x, 2 * x], default=1.0),
+        [_a(2, 4)],
+    ),
+    ("ravel", lambda x: x.ravel(), np.ravel, [_a(2, 3)]),
+    ("flatten", lambda x: x.flatten(), lambda x: x.flatten(), [_a(2, 3)]),
+    ("atleast_3d", gg.atleast_3d, np.atleast_3d, [_a(3)]),
+]
+
+PRODUCTS = [
+    (
+        "einsum-matmul",
+        lambda a, b: gg.einsum("ij,jk->ik", a, b),
+        lambda a, b: np.einsum("ij,jk->ik", a, b),
+        [_a(2, 3), _a(3, 2)],
+    ),
+    (
+        "einsum-implicit",
+        lambda a, b: gg.einsum("ij,jk", a, b),
+        lambda a, b: np.einsum("ij,jk", a, b),
+        [_a(2, 3), _a(3, 2)],
+    ),
+    ("einsum-trace", lambda a: gg.einsum("ii", a), lambda a: np.einsum("ii", a), [_a(3, 3)]),
+    ("einsum-diag", lambda a: gg.einsum("ii->i", a), lambda a: np.einsum("ii->i", a), [_a(3, 3)]),
+    (
+        "einsum-repeated3",
+        lambda a, b: gg.einsum("iji,j->ij", a, b),
+        lambda a, b: np.einsum("iji,j->ij", a, b),
+        [_a(2, 3, 2), _a(3)],
+    ),
+    ("einsum-sum", lambda a: gg.einsum("ijk->j", a), lambda a: np.einsum("ijk->j", a), [_a(2, 3, 2)]),
+    ("einsum-outer", lambda a, b: gg.einsum("i,j", a, b), lambda a, b: np.einsum("i,j", a, b), [_a(2), _a(3)]),
+    (
+        "einsum-ellipsis",
+        lambda a, b: gg.einsum("...ij,...jk->...ik", a, b),
+        lambda a, b: np.einsum("...ij,...jk->...ik", a, b),
+        [_a(2, 2, 3), _a(3, 2)],
+    ),
+    (
+        "einsum-ellipsis-bcast",
+        lambda a, b: gg.einsum("...i,...i->...", a, b),
+        lambda a, b: np.einsum("...i,...i->...", a, b),
+        [_a(1, 3, 2), _a(2, 1, 2)],
+    ),
+    ("einsum-ellipsis-implicit", lambda a: gg.einsum("i...->...", a), lambda a: np.einsum("i...->...", a), [_a(2, 3)]),
+    (
+        "einsum-three",
+        lambda a, b, c: gg.einsum("ij,jk,kl->il", a, b, c),
+        lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c),
+        [_a(2, 3), _a(3, 2), _a(2, 2)],
+    ),
+    (
+        "einsum-four",
+        lambda a, b, c, d: gg.einsum("i,i,ij,j->", a, b, c, d),
+        lambda a, b, c, d: np.einsum("i,i,ij,j->", a, b, c, d),
+        [_a(2), _a(2), _a(2, 3), _a(3)],
+    ),
+    (
+        "einsum-scalar",
+        lambda a, b: gg.einsum(",ij->ji", a, b),
+        lambda a, b: np.einsum(",ij->ji", a, b),
+        [np.array(1.5), _a(2, 3)],
+    ),
+    ("tensordot", gg.tensordot, np.tensordot, [_a(2, 3, 2), _a(3, 2, 2)]),
+    (
+        "tensordot-axes",
+        lambda a, b: gg.tensordot(a, b, ([0, 2], [2, 0])),
+        lambda a, b: np.tensordot(a, b, ([0, 2], [2, 0])),
+        [_a(2, 3, 2), _a(2, 4, 2)],
+    ),
+    ("tensordot-0", lambda a, b: gg.tensordot(a, b, 0), lambda a, b: np.tensordot(a, b, 0), [_a(2), _a(3)]),
+    ("dot-vv", gg.dot, np.dot, [_a(3), _a(3)]),
+    ("dot-mv", gg.dot, np.dot, [_a(2, 3), _a(3)]),
+    ("dot-vm", gg.dot, np.dot, [_a(3), _a(3, 2)]),
+    ("dot-nd", gg.dot, np.dot, [_a(2, 2, 3), _a(2, 3, 2)]),
+    ("dot-0d", gg.dot, np.dot, [np.array(2.5), _a(2, 3)]),
+    ("dot-method", lambda a, b: a.dot(b), lambda a, b: a.dot(b), [_a(2, 3), _a(3, 2)]),
+    ("inner", gg.inner, np.inner, [_a(2, 3), _a(4, 3)]),
+    ("inner-0d", gg.inner, np.inner, [_a(3), np.array(-1.5)]),
+    ("outer", gg.outer, np.outer, [_a(2, 2), _a(3)]),
+    ("vdot", gg.vdot, np.vdot, [_a(2, 2), _a(4)]),
+    ("kron", gg.kron, np.kron, [_a(2, 2), _a(3, 2)]),
+    ("kron-ranks", gg.kron, np.kron, [_a(3), _a(2, 2)]),
+    ("cross", gg.cross, np.cross, [_a(2, 3), _a(3)]),
+    ("cross-2x3", gg.cross, np.cross, [_a(2), _a(2, 3)]),
+    ("cross-2x2", gg.cross, np.cross, [_a(4, 2), _a(2)]),
+    ("cross-axis", lambda a, b: gg.cross(a, b, axis=0), lambda a, b: np.cross(a, b, axis=0), [_a(3, 2), _a(3, 2)]),
+]
+
+CASES = UNARY + REDUCE + ARRANGE + PRODUCTS
+
+
+@pytest.mark.parametrize("name, f, ref, inputs", CASES, ids=[c[0] for c in CASES])
+def test_function_values_and_gradients(name, f, ref, inputs, device):
+    ts = [_t(a, device) for a in inputs]
+    got = f(*ts)
+    want = ref(*inputs)
+    assert got.dtype == np.float64 and got.device == ts[0].device
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    check_grad(f, ts, order=2)
