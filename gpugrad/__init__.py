@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import autograd, callbacks, cuda, distributed, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401,E501
+from . import autograd, callbacks, cuda, distributed, linalg, losses, metrics, nn, optimizers, random, testing, tree  # noqa: F401,E501
 from .backend import default_device, device, set_default_device
 from .custom import custom_gradient, custom_vjp
 from .functional import (

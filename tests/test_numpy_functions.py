@@ -306,3 +306,97 @@ def test_function_values_and_gradients(name, f, ref, inputs, device):
     assert got.dtype == np.float64 and got.device == ts[0].device
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
     check_grad(f, ts, order=2)
+
+
+# -- linear algebra ----------------------------------------------------------------------------------
+
+LA = gg.linalg
+_M = _a(3, 3) + 3 * np.eye(3)
+_S = _M @ _M.T
+_BS = np.stack([_S, _S + np.diag([1.0, 2.0, 3.0])])
+
+
+def _rebuild_eigh(a):
+    w, v = LA.eigh(a)
+    return (v * w[..., None, :]) @ v.mT
+
+
+def _rebuild_svd(a):
+    u, s, vh = LA.svd(a, full_matrices=False)
+    return (u * s[..., None, :]) @ vh
+
+
+LINALG = [
+    ("inv", LA.inv, np.linalg.inv, [_M]),
+    ("inv-batch", LA.inv, np.linalg.inv, [np.stack([_M, _M.T])]),
+    ("det", LA.det, np.linalg.det, [_M]),
+    ("det-batch", LA.det, np.linalg.det, [np.stack([_M, 2 * _M])]),
+    ("slogdet", lambda a: LA.slogdet(a)[1], lambda a: np.linalg.slogdet(a)[1], [-_M]),
+    ("solve", LA.solve, np.linalg.solve, [_M, _a(3, 2)]),
+    ("solve-vector", LA.solve, np.linalg.solve, [_M, _a(3)]),
+    ("solve-batch", LA.solve, np.linalg.solve, [np.stack([_M, _M.T]), _a(3, 2)]),
+    ("pinv", LA.pinv, np.linalg.pinv, [_a(3, 2)]),
+    ("matrix_power", lambda a: LA.matrix_power(a, 3), lambda a: np.linalg.matrix_power(a, 3), [_M / 3]),
+    ("matrix_power-neg", lambda a: LA.matrix_power(a, -2), lambda a: np.linalg.matrix_power(a, -2), [_M]),
+    ("cholesky", LA.cholesky, np.linalg.cholesky, [_S]),
+    ("cholesky-batch", LA.cholesky, np.linalg.cholesky, [_BS]),
+    ("eigvalsh", LA.eigvalsh, np.linalg.eigvalsh, [_BS]),
+    ("eigh-vectors", lambda a: LA.eigh(a)[1] ** 2, lambda a: np.linalg.eigh(a)[1] ** 2, [_S]),
+    ("eigh-rebuild", _rebuild_eigh, lambda a: np.tril(a) + np.tril(a, -1).T, [_a(3, 3)]),
+    ("svd-values", lambda a: LA.svd(a, compute_uv=False), lambda a: np.linalg.svd(a, compute_uv=False), [_a(2, 3, 2)]),
+    (
+        "svd-tall",
+        lambda a: LA.svd(a, full_matrices=False)[0] ** 2,
+        lambda a: np.linalg.svd(a, full_matrices=False)[0] ** 2,
+        [_a(4, 2)],
+    ),
+    (
+        "svd-wide",
+        lambda a: LA.svd(a, full_matrices=False)[2] ** 2,
+        lambda a: np.linalg.svd(a, full_matrices=False)[2] ** 2,
+        [_a(2, 4)],
+    ),
+    ("svd-rebuild", _rebuild_svd, lambda a: a, [_a(3, 4)]),
+    ("qr", lambda a: LA.qr(a)[0] * 2 + LA.qr(a)[1], lambda a: np.linalg.qr(a)[0] * 2 + np.linalg.qr(a)[1], [_a(3, 3)]),
+    ("qr-tall", lambda a: LA.qr(a)[0], lambda a: np.linalg.qr(a)[0], [_a(4, 2)]),
+    ("qr-r", lambda a: LA.qr(a, mode="r"), lambda a: np.linalg.qr(a, mode="r"), [_a(4, 3)]),
+]
+
+_NORMS = (
+    [(o, None, 4) for o in (None, 2, 1, 3, 0.5, np.inf, -np.inf, -1)]
+    + [(o, None, (3, 4)) for o in (None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf)]
+    + [(o, (2, 0), (3, 2, 4)) for o in ("fro", "nuc", 1, 2, -np.inf)]
+    + [(o, 1, (2, 3, 2)) for o in (None, 3, np.inf)]
+)
+for _o, _ax, _shape in _NORMS:
+    LINALG.append(
+        (
+            f"norm-{_o}-{_ax}",
+            lambda x, o=_o, ax=_ax: LA.norm(x, o, ax),
+            lambda x, o=_o, ax=_ax: np.linalg.norm(x, o, ax),
+            [_a(*(_shape if isinstance(_shape, tuple) else (_shape,)))],
+        )
+    )
+
+
+@pytest.mark.parametrize("name, f, ref, inputs", LINALG, ids=[c[0] for c in LINALG])
+def test_linalg_values_and_gradients(name, f, ref, inputs, device):
+    ts = [_t(a, device) for a in inputs]
+    got = f(*ts)
+    np.testing.assert_allclose(got.numpy(), ref(*inputs), rtol=1e-10, atol=1e-10)
+    check_grad(f, ts, order=2)
+
+
+@pytest.mark.parametrize("ord", [None, 1, np.inf, "nuc", 2])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_norm_keepdims_and_top_level(ord, keepdims):
+    x = _a(2, 3, 3)
+    axis = (1, 2) if ord in ("nuc", 2) else 2
+    got = gg.norm(gg.tensor(x), ord=ord, axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(got.numpy(), np.linalg.norm(x, ord, axis, keepdims), rtol=1e-12)
+
+
+def test_norm_zero_counts_nonzeros_as_a_constant():
+    x = gg.tensor([0.0, 2.0, -1.0])
+    assert float(LA.norm(x, 0)) == 2.0
+    assert float(gg.grad(lambda t: LA.norm(t, 0))(x).sum()) == 0.0

@@ -119,10 +119,20 @@ def logsumexp(x, axis=None, keepdims=False):
     return record(out, (x,), bwd, "logsumexp")
 
 
+def _matrix_axes(x, axis) -> bool:
+    if axis is None:
+        return getattr(x, "ndim", None) == 2
+    return not isinstance(axis, int) and len(tuple(axis)) == 2
+
+
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
-    """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0."""
-    if ord not in (None, 2, "euclidean", "fro"):
-        raise ValueError(f"norm: only the 2-norm is supported, got ord={ord!r}")
+    """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0.
+    Other ``ord`` values, and ``ord=2`` over the two axes of matrices (the largest singular value),
+    are NumPy's vector and matrix norms (:func:`gpugrad.linalg.norm`)."""
+    if ord not in (None, 2, "euclidean", "fro") or ord == 2 and _matrix_axes(x, axis):
+        from .matrix import norm as _linalg_norm
+
+        return _linalg_norm(x, ord, axis, keepdims)
     x = to_float(unary(x, "norm"))
     axes = normalize_axis(axis, x.ndim)
     d = x.data
