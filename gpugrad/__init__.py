@@ -22,6 +22,7 @@ from .jit import TracingError, jit
 from .ops import (
     abs,
     add,
+    angle,
     append,
     arccos,
     arccosh,
@@ -32,6 +33,7 @@ from .ops import (
     arctanh,
     argmax,
     argmin,
+    argpartition,
     argsort,
     around,
     array_split,
@@ -39,6 +41,7 @@ from .ops import (
     atleast_2d,
     atleast_3d,
     broadcast_to,
+    c_,
     ceil,
     clip,
     column_stack,
@@ -56,6 +59,7 @@ from .ops import (
     diag,
     diagflat,
     diagonal,
+    diff,
     divide,
     dot,
     dsplit,
@@ -73,6 +77,9 @@ from .ops import (
     flipud,
     floor,
     floor_divide,
+    fmax,
+    fmin,
+    gradient,
     greater,
     greater_equal,
     hsplit,
@@ -80,6 +87,9 @@ from .ops import (
     hypot,
     imag,
     inner,
+    isfinite,
+    isinf,
+    isnan,
     kron,
     less,
     less_equal,
@@ -100,17 +110,21 @@ from .ops import (
     mod,
     moveaxis,
     multiply,
+    nan_to_num,
     negative,
     norm,
     not_equal,
     outer,
     pad,
+    partition,
     pow,
     prod,
+    r_,
     rad2deg,
     radians,
     ravel,
     real,
+    real_if_close,
     reciprocal,
     relu,
     remainder,
@@ -118,12 +132,14 @@ from .ops import (
     reshape,
     rint,
     roll,
+    rollaxis,
     rot90,
     round,
     row_stack,
     select,
     sigmoid,
     sign,
+    signbit,
     sin,
     sinc,
     sinh,
@@ -188,6 +204,9 @@ cat = concat  # PyTorch's name
 power = pow  # NumPy's names
 true_divide = divide
 absolute = abs
+fabs = abs
+amax = max
+amin = min
 
 
 def manual_seed(seed: int) -> None:

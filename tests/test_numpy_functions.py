@@ -400,3 +400,284 @@ def test_norm_zero_counts_nonzeros_as_a_constant():
     x = gg.tensor([0.0, 2.0, -1.0])
     assert float(LA.norm(x, 0)) == 2.0
     assert float(gg.grad(lambda t: LA.norm(t, 0))(x).sum()) == 0.0
+
+
+MORE = [
+    ("diff", lambda x: gg.diff(x, 2, axis=0), lambda x: np.diff(x, 2, axis=0), [_a(4, 3)]),
+    ("gradient", gg.gradient, np.gradient, [_a(5)]),
+    (
+        "gradient-2",
+        lambda x: gg.gradient(x, 0.5, axis=1, edge_order=2),
+        lambda x: np.gradient(x, 0.5, axis=1, edge_order=2),
+        [_a(2, 4)],
+    ),
+    ("gradient-axes", lambda x: gg.gradient(x)[1], lambda x: np.gradient(x)[1], [_a(3, 4)]),
+    ("partition", lambda x: gg.partition(x, 2), lambda x: np.partition(x, 2), [_a(2, 5)]),
+    ("rollaxis", lambda x: gg.rollaxis(x, 2), lambda x: np.rollaxis(x, 2), [_a(2, 3, 4)]),
+    ("rollaxis-start", lambda x: gg.rollaxis(x, 0, 3), lambda x: np.rollaxis(x, 0, 3), [_a(2, 3, 4)]),
+    ("nan_to_num", gg.nan_to_num, np.nan_to_num, [_a(2, 3)]),
+    ("fmax", gg.fmax, np.fmax, [_a(2, 3), _a(3)]),
+    ("fmin", gg.fmin, np.fmin, [_a(2, 3), _a(3)]),
+    ("r_", lambda a, b: gg.r_[a, 2.0, b], lambda a, b: np.r_[a, 2.0, b], [_a(2), _a(3)]),
+    ("c_", lambda a, b: gg.c_[a, b], lambda a, b: np.c_[a, b], [_a(3), _a(3, 2)]),
+]
+
+
+@pytest.mark.parametrize("name, f, ref, inputs", MORE, ids=[c[0] for c in MORE])
+def test_more_functions(name, f, ref, inputs, device):
+    test_function_values_and_gradients(name, f, ref, inputs, device)
+
+
+def test_nan_handling_of_fmax_and_nan_to_num():
+    a = gg.tensor([np.nan, 1.0, 2.0], dtype="float64")
+    b = gg.tensor([0.5, np.nan, 3.0], dtype="float64")
+    np.testing.assert_array_equal(gg.fmax(a, b).numpy(), [0.5, 1.0, 3.0])
+    ga, gb = gg.grad(lambda a, b: gg.fmax(a, b).sum(), argnums=(0, 1))(a, b)
+    np.testing.assert_array_equal(ga.numpy(), [0, 1, 0])
+    np.testing.assert_array_equal(gb.numpy(), [1, 0, 1])
+    x = gg.tensor([np.nan, np.inf, 2.0], dtype="float64")
+    np.testing.assert_array_equal(gg.grad(lambda x: gg.nan_to_num(x).sum())(x).numpy(), [0, 0, 1])
+
+
+# -- zero gradients, as HIPS autograd has them ------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [gg.floor, gg.ceil, gg.trunc, gg.rint, gg.round, gg.sign, lambda x: x // 0.3])
+def test_piecewise_constant_functions_have_zero_gradient(fn, device):
+    x = _t([0.3, -1.7, 2.5], device)
+    g = gg.grad(lambda x: (fn(x) * x).sum())(x)
+    np.testing.assert_array_equal(g.numpy(), fn(x).numpy())
+
+
+def test_sort_gradient_goes_back_to_each_place():
+    x = gg.tensor([3.0, 1.0, 2.0], dtype="float64")
+    g = gg.grad(lambda x: (gg.sort(x) * gg.tensor([1.0, 10.0, 100.0], dtype="float64")).sum())(x)
+    np.testing.assert_array_equal(g.numpy(), [100.0, 1.0, 10.0])
+    assert gg.argsort(x).dtype.kind == "i"
+
+
+def test_prod_with_zeros_is_exact():
+    x = gg.tensor([[0.0, 2.0, 3.0], [0.0, 0.0, 5.0]], dtype="float64")
+    g = gg.grad(lambda x: gg.prod(x, axis=1).sum())(x)
+    np.testing.assert_array_equal(g.numpy(), [[6.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    h = gg.hessian(lambda x: gg.prod(x))(gg.tensor([0.0, 2.0, 3.0], dtype="float64"))
+    np.testing.assert_array_equal(h.numpy(), [[0, 3, 2], [3, 0, 0], [2, 0, 0]])
+
+
+# -- Tensor methods and operators ------------------------------------------------------------------
+
+
+def test_tensor_methods_follow_numpy(device):
+    a = _a(3, 4)
+    t = _t(a, device)
+    for got, want in [
+        (t.prod(), a.prod()),
+        (t.prod(axis=0), a.prod(axis=0)),
+        (t.cumsum(axis=1), a.cumsum(axis=1)),
+        (t.cumprod(), a.cumprod()),
+        (t.std(), a.std()),
+        (t.var(axis=1, ddof=1), a.var(axis=1, ddof=1)),
+        (t.std(correction=1), a.std(ddof=1)),
+        (t % 0.3, a % 0.3),
+        (0.7 % (t + 2), 0.7 % (a + 2)),
+        (t // 0.3, a // 0.3),
+        (2.0 // (t + 2), 2.0 // (a + 2)),
+        (t.ravel(), a.ravel()),
+        (t.flatten(), a.flatten()),
+        (t[:3, :3].trace(), a[:3, :3].trace()),
+        (t.diagonal(1), a.diagonal(1)),
+        (t.swapaxes(0, 1), a.swapaxes(0, 1)),
+        (t.dot(t.T), a.dot(a.T)),
+        (t.round(1), a.round(1)),
+    ]:
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+# -- dtypes, empty and NaN inputs ------------------------------------------------------------------
+
+ELEMENTWISE = [gg.sinh, gg.cosh, gg.arcsinh, gg.arctan, gg.log2, gg.exp2, gg.rad2deg, gg.reciprocal, gg.sinc]
+
+
+@pytest.mark.parametrize("fn", ELEMENTWISE, ids=lambda f: f.__name__)
+def test_real_functions_of_integers_are_float32(fn):
+    assert fn(gg.tensor([1, 2, 3])).dtype == np.float32
+    assert fn(gg.tensor([1.0, 2.0], dtype="float16")).dtype == np.float16
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        gg.std,
+        gg.var,
+        gg.linalg.norm,
+        lambda x: gg.arctan2(x, 2),
+        lambda x: gg.hypot(x, x),
+        lambda x: gg.logaddexp(x, 1),
+        lambda x: gg.linalg.det(gg.reshape(x, (2, 2))),
+    ],
+)
+def test_more_real_functions_of_integers_are_float32(fn):
+    assert fn(gg.tensor([1, 2, 3, 4])).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        gg.prod,
+        gg.cumsum,
+        gg.std,
+        lambda x: x % 0.7,
+        gg.sinh,
+        gg.sort,
+        lambda x: gg.einsum("ij,jk", x, x.T),
+        lambda x: gg.tensordot(x, x, 2),
+        lambda x: gg.kron(x, x),
+        lambda x: gg.roll(x, 1, 0),
+        gg.trace,
+        lambda x: gg.pad(x, 1, mode="reflect"),
+        lambda x: gg.linalg.norm(x, "nuc"),
+    ],
+)
+def test_float32_stays_float32_and_gradients_keep_the_dtype(fn):
+    x = gg.tensor(_a(3, 3), dtype="float32")
+    y = fn(x)
+    assert y.dtype == np.float32
+    g = gg.grad(lambda x: fn(x).sum())(x)
+    assert g.dtype == np.float32 and g.shape == x.shape
+
+
+def test_einsum_promotes_as_the_dtype_table():
+    a = gg.tensor(_a(2, 2), dtype="float32")
+    b = gg.tensor(_a(2, 2), dtype="float64")
+    i = gg.tensor([[1, 2], [3, 4]])
+    assert gg.einsum("ij,jk", a, i).dtype == np.float32
+    assert gg.einsum("ij,jk", a, b).dtype == np.float64
+    ga = gg.grad(lambda a: gg.einsum("ij,jk->", a, b))(a)
+    assert ga.dtype == np.float32
+    assert gg.einsum("ij,jk", i, i).dtype == i.dtype
+
+
+EMPTY = [
+    ("sinh", gg.sinh, np.sinh, (0, 3)),
+    ("prod", lambda x: gg.prod(x, axis=0), lambda x: np.prod(x, axis=0), (0, 3)),
+    ("prod-all", gg.prod, np.prod, (0,)),
+    ("cumsum", lambda x: gg.cumsum(x, axis=0), lambda x: np.cumsum(x, axis=0), (0, 3)),
+    ("cumprod", gg.cumprod, np.cumprod, (0,)),
+    ("var", lambda x: gg.var(x, axis=1), lambda x: np.var(x, axis=1), (0, 3)),
+    ("sort", gg.sort, np.sort, (2, 0)),
+    ("flip", gg.flip, np.flip, (0, 2)),
+    ("roll", lambda x: gg.roll(x, 1, 0), lambda x: np.roll(x, 1, 0), (0, 2)),
+    ("repeat", lambda x: gg.repeat(x, 2, 0), lambda x: np.repeat(x, 2, 0), (0, 2)),
+    ("tile", lambda x: gg.tile(x, 2), lambda x: np.tile(x, 2), (0, 2)),
+    ("einsum", lambda x: gg.einsum("ij,kj->ik", x, x), lambda x: np.einsum("ij,kj->ik", x, x), (0, 2)),
+    ("einsum-sum", lambda x: gg.einsum("ij->j", x), lambda x: np.einsum("ij->j", x), (0, 2)),
+    ("tensordot", lambda x: gg.tensordot(x, x, ([0], [0])), lambda x: np.tensordot(x, x, ([0], [0])), (0, 2)),
+    ("outer", lambda x: gg.outer(x, x), lambda x: np.outer(x, x), (0,)),
+    ("vstack", lambda x: gg.vstack([x, x]), lambda x: np.vstack([x, x]), (0, 2)),
+    ("split", lambda x: gg.array_split(x, 2)[1], lambda x: np.array_split(x, 2)[1], (0, 2)),
+    ("triu", gg.triu, np.triu, (0, 2)),
+    ("pad", lambda x: gg.pad(x, 1), lambda x: np.pad(x, 1), (0, 2)),
+    ("diff", gg.diff, np.diff, (2, 0)),
+    ("norm", lambda x: gg.linalg.norm(x, 1, axis=0), lambda x: np.linalg.norm(x, 1, axis=0), (0, 2)),
+    ("inv", gg.linalg.inv, np.linalg.inv, (0, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("name, fn, ref, shape", EMPTY, ids=[c[0] for c in EMPTY])
+def test_empty_inputs(name, fn, ref, shape, device):
+    a = np.zeros(shape)
+    x = _t(a, device)
+    got = fn(x)
+    np.testing.assert_array_equal(got.numpy(), ref(a))
+    g = gg.grad(lambda x: fn(x).sum())(x)
+    assert g.shape == x.shape
+
+
+NAN = [
+    ("cosh", gg.cosh, np.cosh),
+    ("prod", lambda x: gg.prod(x, axis=1), lambda x: np.prod(x, axis=1)),
+    ("cumsum", gg.cumsum, np.cumsum),
+    ("std", lambda x: gg.std(x, axis=0), lambda x: np.std(x, axis=0)),
+    ("sort", gg.sort, np.sort),
+    ("einsum", lambda x: gg.einsum("ij,kj->ik", x, x), lambda x: np.einsum("ij,kj->ik", x, x)),
+    ("logaddexp", lambda x: gg.logaddexp(x, 0.5), lambda x: np.logaddexp(x, 0.5)),
+    ("mod", lambda x: x % 0.7, lambda x: x % 0.7),
+    ("roll", lambda x: gg.roll(x, 1), lambda x: np.roll(x, 1)),
+    ("norm-inf", lambda x: gg.linalg.norm(x, np.inf, axis=1), lambda x: np.linalg.norm(x, np.inf, axis=1)),
+]
+
+
+@pytest.mark.parametrize("name, fn, ref", NAN, ids=[c[0] for c in NAN])
+def test_nan_inputs_propagate_as_in_numpy(name, fn, ref, device):
+    a = np.array([[0.5, np.nan, 1.5], [2.0, -1.0, 0.25]])
+    x = _t(a, device)
+    np.testing.assert_array_equal(fn(x).numpy(), ref(a))
+    g = gg.grad(lambda x: fn(x).sum())(x)
+    assert g.shape == x.shape
+    assert np.isfinite(g.numpy()[1]).all() or name in ("einsum", "std", "norm-inf", "sort")
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+X = gg.tensor(_a(2, 3))
+SQ = gg.tensor(_a(3, 3))
+
+ERRORS = [
+    (lambda: gg.cumsum(X, axis=2), "axis 2"),
+    (lambda: gg.prod(X, axis=(0, -2)), r"axis \(0, -2\)"),
+    (lambda: gg.std(X, axis=5), "axis 5"),
+    (lambda: gg.flip(X, 3), "axis 3"),
+    (lambda: gg.roll(X, 1, axis=-3), "axis -3"),
+    (lambda: gg.roll(X, (1, 2), axis=(0, 1, 0)), "differ in length"),
+    (lambda: gg.repeat(X, [1, 2], axis=1), r"\[1, 2\]"),
+    (lambda: gg.moveaxis(X, 0, 4), "axis 4"),
+    (lambda: gg.swapaxes(X, 0, 7), "axis 7"),
+    (lambda: gg.rot90(X, 1, (0, 0)), "same axis"),
+    (lambda: gg.split(X, 2, axis=1), "does not divide into 2"),
+    (lambda: gg.diag(gg.ones((2, 2, 2))), r"shape \(2, 2, 2\)"),
+    (lambda: gg.triu(gg.ones(3)), r"shape \(3,\)"),
+    (lambda: gg.pad(X, -1), "non-negative"),
+    (lambda: gg.pad(X, 1, mode="mean"), "'mean'"),
+    (lambda: gg.tensordot(X, X, 1), r"\(2, 3\)"),
+    (lambda: gg.tensordot(X, X, ([0], [5])), "out of range"),
+    (lambda: gg.einsum("ij,jk->ik", X, X), "index 'j'"),
+    (lambda: gg.einsum("ij,jk", X), "2 operand"),
+    (lambda: gg.einsum("ijk", X), "3 axes"),
+    (lambda: gg.einsum("ij->ik", X), "'k'"),
+    (lambda: gg.einsum("ij->ii", X), "repeat"),
+    (lambda: gg.dot(X, X), r"\(2, 3\)"),
+    (lambda: gg.cross(X, X[:, :1]), "dimension must be 2 or 3"),
+    (lambda: gg.vstack([X, gg.ones(4)]), r"\(2, 3\) and \(1, 4\)"),
+    (lambda: gg.linalg.inv(X), r"square matrices.*\(2, 3\)"),
+    (lambda: gg.linalg.solve(SQ, gg.ones(2)), r"\(2,\)"),
+    (lambda: gg.linalg.norm(X, "nuc", axis=0), "'nuc'"),
+    (lambda: gg.linalg.norm(X, 3, axis=(0, 1)), "ord=3"),
+    (lambda: gg.linalg.norm(gg.ones((2, 2, 2)), 1), r"shape \(2, 2, 2\)"),
+    (lambda: gg.linalg.matrix_power(SQ, 1.5), "1.5"),
+    (lambda: gg.gradient(gg.ones(1)), "too short"),
+    (lambda: gg.diff(gg.ones(()), 1), "0-d"),
+]
+
+
+@pytest.mark.parametrize("call, match", ERRORS, ids=[m for _, m in ERRORS])
+def test_bad_axes_and_shapes_name_what_was_given(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: gg.sinh(c),
+        lambda c: gg.prod(c),
+        lambda c: gg.einsum("i,i", c, c),
+        lambda c: gg.linalg.inv(c.reshape(1, 1)),
+        lambda c: gg.vstack([gg.ones(1), c]),
+        lambda c: gg.arctan2(gg.ones(1), c),
+        lambda c: gg.ones(1) % c,
+        lambda c: gg.mean([gg.ones(()), c[0]]),
+    ],
+)
+def test_complex_values_are_refused(call):
+    with pytest.raises(TypeError, match="complex"):
+        call(np.array([1 + 2j]))

@@ -3,44 +3,64 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from . import activation, arrange, creation, linalg, loss, math, math_extra, products, reduce, reduce_extra, shape  # noqa: F401,E501
+from . import (  # noqa: F401,E501
+    activation,
+    arrange,
+    creation,
+    decompose,
+    differences,
+    join,
+    linalg,
+    loss,
+    math,
+    math_extra,
+    matrix,
+    products,
+    reduce,
+    reduce_extra,
+    shape,
+    sorting,
+)
 from .activation import relu, sigmoid, tanh
 from .arrange import (  # noqa: F401
-    append,
-    argsort,
-    array_split,
     atleast_1d,
     atleast_2d,
     atleast_3d,
-    column_stack,
-    concatenate,
     diag,
     diagflat,
     diagonal,
-    dsplit,
-    dstack,
     flatten,
     flip,
     fliplr,
     flipud,
-    hsplit,
-    hstack,
     moveaxis,
     pad,
     ravel,
     repeat,
     roll,
+    rollaxis,
     rot90,
-    row_stack,
     select,
-    sort,
-    split,
     swapaxes,
-    take_along_axis,
     tile,
     trace,
     tril,
     triu,
+)
+from .differences import diff, gradient  # noqa: F401
+from .join import (  # noqa: F401
+    append,
+    array_split,
+    c_,
+    column_stack,
+    concatenate,
+    dsplit,
+    dstack,
+    hsplit,
+    hstack,
+    r_,
+    row_stack,
+    split,
     vsplit,
     vstack,
 )
@@ -75,6 +95,7 @@ from .math import (
     where,
 )
 from .math_extra import (  # noqa: F401
+    angle,
     arccos,
     arccosh,
     arcsin,
@@ -93,20 +114,28 @@ from .math_extra import (  # noqa: F401
     fix,
     floor,
     floor_divide,
+    fmax,
+    fmin,
     hypot,
     imag,
+    isfinite,
+    isinf,
+    isnan,
     log2,
     log10,
     logaddexp,
     logaddexp2,
     mod,
+    nan_to_num,
     rad2deg,
     radians,
     real,
+    real_if_close,
     reciprocal,
     remainder,
     rint,
     round,
+    signbit,
     sinc,
     sinh,
     trunc,
@@ -127,6 +156,7 @@ from .shape import (
     transpose,
 )
 from .softmax import log_softmax, softmax
+from .sorting import argpartition, argsort, partition, sort, take_along_axis  # noqa: F401
 
 
 def _install():

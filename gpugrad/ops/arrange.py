@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .base import normalize_axis, record, unary
-from .shape import broadcast_to, concat, getitem, reshape, scatter_add, transpose
+from .shape import broadcast_to, getitem, reshape, scatter_add, transpose
 
 
 def _xp(d):
@@ -178,116 +178,6 @@ def tile(x, reps) -> Tensor:
     return reshape(out, tuple(r * s for r, s in zip(reps, shape)))
 
 
-# -- joining and splitting -------------------------------------------------------------------------
-
-
-def _seq(values, op: str):
-    if isinstance(values, Tensor):
-        return [values[i] for i in range(values.shape[0])] if values.ndim else [values]
-    ts = [unary(v, op) for v in values]
-    if not ts:
-        raise ValueError(f"{op}: needs at least one array")
-    return ts
-
-
-def concatenate(values, axis=0) -> Tensor:
-    """NumPy's ``concatenate``; ``axis=None`` joins the flattened tensors."""
-    ts = _seq(values, "concatenate")
-    if axis is None:
-        return concat([ravel(t) for t in ts], 0)
-    return concat(ts, axis)
-
-
-def vstack(values) -> Tensor:
-    return concat([atleast_2d(t) for t in _seq(values, "vstack")], 0)
-
-
-def hstack(values) -> Tensor:
-    ts = [atleast_1d(t) for t in _seq(values, "hstack")]
-    return concat(ts, 0 if ts[0].ndim == 1 else 1)
-
-
-def dstack(values) -> Tensor:
-    return concat([atleast_3d(t) for t in _seq(values, "dstack")], 2)
-
-
-def column_stack(values) -> Tensor:
-    """1-d tensors become the columns of a 2-d one; 2-d tensors are joined along axis 1."""
-    ts = []
-    for t in _seq(values, "column_stack"):
-        ts.append(reshape(t, (t.shape[0], 1)) if t.ndim == 1 else atleast_2d(t))
-    return concat(ts, 1)
-
-
-row_stack = vstack
-
-
-def append(arr, values, axis=None) -> Tensor:
-    """``arr`` with ``values`` joined at the end (both flattened when ``axis`` is None)."""
-    a = unary(arr, "append")
-    v = unary(values, "append")
-    if axis is None:
-        return concat([ravel(a), ravel(v)], 0)
-    return concat([a, v], axis)
-
-
-def array_split(x, indices_or_sections, axis: int = 0) -> list:
-    """Split into pieces along ``axis``: ``n`` nearly equal pieces (the first ones one longer),
-    or at the given indices."""
-    x = unary(x, "array_split")
-    ax = _axis(axis, x.ndim)
-    n = x.shape[ax]
-    if isinstance(indices_or_sections, (int, np.integer)):
-        k = int(indices_or_sections)
-        if k <= 0:
-            raise ValueError(f"array_split: the number of sections must be positive, got {k}")
-        each, extra = divmod(n, k)
-        sizes = [each + 1] * extra + [each] * (k - extra)
-        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
-    else:
-        bounds = [0] + [int(i) for i in indices_or_sections] + [n]
-    out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        idx = [slice(None)] * x.ndim
-        idx[ax] = slice(lo, hi)
-        out.append(getitem(x, tuple(idx)))
-    return out
-
-
-def split(x, indices_or_sections, axis: int = 0) -> list:
-    """As :func:`array_split`, but ``n`` sections must divide the axis evenly."""
-    x = unary(x, "split")
-    if isinstance(indices_or_sections, (int, np.integer)):
-        ax = _axis(axis, x.ndim)
-        if indices_or_sections <= 0 or x.shape[ax] % int(indices_or_sections):
-            raise ValueError(
-                f"split: axis {ax} of length {x.shape[ax]} does not divide into {indices_or_sections} equal "
-                "sections; use array_split"
-            )
-    return array_split(x, indices_or_sections, axis)
-
-
-def vsplit(x, indices_or_sections) -> list:
-    x = unary(x, "vsplit")
-    if x.ndim < 2:
-        raise ValueError(f"vsplit: needs at least 2 dimensions, got shape {x.shape}")
-    return split(x, indices_or_sections, 0)
-
-
-def hsplit(x, indices_or_sections) -> list:
-    x = unary(x, "hsplit")
-    if x.ndim < 1:
-        raise ValueError("hsplit: needs at least 1 dimension, got a 0-d tensor")
-    return split(x, indices_or_sections, 1 if x.ndim > 1 else 0)
-
-
-def dsplit(x, indices_or_sections) -> list:
-    x = unary(x, "dsplit")
-    if x.ndim < 3:
-        raise ValueError(f"dsplit: needs at least 3 dimensions, got shape {x.shape}")
-    return split(x, indices_or_sections, 2)
-
-
 # -- diagonals and triangles ---------------------------------------------------------------------
 
 
@@ -361,54 +251,7 @@ triu = _triangle("triu", lambda m, k: backend.get_array_module(m).triu(m, k))
 tril = _triangle("tril", lambda m, k: backend.get_array_module(m).tril(m, k))
 
 
-# -- sorting, padding, choosing -------------------------------------------------------------------
-
-
-def _along(x: Tensor, idx, ax: int):
-    """The full advanced index that takes ``idx`` (an integer array of ``x``'s rank) along ``ax``."""
-    xp = _xp(x.data)
-    full = []
-    for i, n in enumerate(idx.shape):
-        if i == ax:
-            full.append(idx)
-        else:
-            shape = [1] * idx.ndim
-            shape[i] = n
-            full.append(xp.arange(n).reshape(shape))
-    return tuple(full)
-
-
-def take_along_axis(x, indices, axis: int) -> Tensor:
-    """``out[..., i, ...] = x[..., indices[..., i, ...], ...]`` along ``axis``."""
-    x = unary(x, "take_along_axis")
-    idx = indices.data if isinstance(indices, Tensor) else _xp(x.data).asarray(indices)
-    if idx.ndim != x.ndim:
-        raise ValueError(f"take_along_axis: indices of shape {idx.shape} must have the rank of shape {x.shape}")
-    ax = _axis(axis, x.ndim)
-    return getitem(x, _along(x, idx, ax))
-
-
-def argsort(x, axis=-1) -> Tensor:
-    """The indices that sort ``x`` along ``axis`` (stable): integers, not differentiable."""
-    x = unary(x, "argsort")
-    if axis is None:
-        x, axis = ravel(x), 0
-    return Tensor._make(_xp(x.data).argsort(x.data, axis=_axis(axis, x.ndim) if x.ndim else 0))
-
-
-def sort(x, axis=-1) -> Tensor:
-    """``x`` sorted along ``axis`` (flattened when None); the gradient goes back to each element's
-    place. NaN sorts last, as in NumPy."""
-    x = unary(x, "sort")
-    if axis is None:
-        x, axis = ravel(x), 0
-    if x.ndim == 0:
-        return x
-    ax = _axis(axis, x.ndim)
-    idx = _xp(x.data).argsort(x.data, axis=ax, kind="stable") if x.device == "cpu" else _xp(x.data).argsort(
-        x.data, axis=ax
-    )
-    return getitem(x, _along(x, idx, ax))
+# -- padding, choosing -------------------------------------------------------------------
 
 
 _PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
@@ -456,3 +299,15 @@ def select(condlist, choicelist, default=0) -> Tensor:
     for cond, choice in reversed(list(zip(condlist, choicelist))):
         out = where(cond, choice, out)
     return unary(out, "select")
+
+
+def rollaxis(x, axis: int, start: int = 0) -> Tensor:
+    """NumPy's ``rollaxis``: move ``axis`` to just before position ``start``."""
+    x = unary(x, "rollaxis")
+    ax = _axis(axis, x.ndim)
+    if not -x.ndim <= start <= x.ndim:
+        raise ValueError(f"rollaxis: start {start} is out of range for a tensor of {x.ndim} dimension(s)")
+    start = start % (x.ndim + 1) if start < 0 else start
+    if ax < start:
+        start -= 1
+    return moveaxis(x, ax, start) if ax != start else x

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .base import to_float, unary
+from .base import record, to_float, unary
 from .math import _binary, _unary, _x, cos, exp, sqrt, where
 
 
@@ -33,18 +33,22 @@ def _ins(out):
 
 sinh = _unary("sinh", lambda d: _xp(d).sinh(d), lambda g, out, need: (g * cosh(_x(out)),), real=True)
 cosh = _unary("cosh", lambda d: _xp(d).cosh(d), lambda g, out, need: (g * sinh(_x(out)),), real=True)
-arcsin = _unary("arcsin", lambda d: _xp(d).arcsin(d),
-                lambda g, out, need: (g / sqrt(1.0 - _x(out) * _x(out)),), real=True)
-arccos = _unary("arccos", lambda d: _xp(d).arccos(d),
-                lambda g, out, need: (-g / sqrt(1.0 - _x(out) * _x(out)),), real=True)
-arctan = _unary("arctan", lambda d: _xp(d).arctan(d),
-                lambda g, out, need: (g / (1.0 + _x(out) * _x(out)),), real=True)
-arcsinh = _unary("arcsinh", lambda d: _xp(d).arcsinh(d),
-                 lambda g, out, need: (g / sqrt(_x(out) * _x(out) + 1.0),), real=True)
-arccosh = _unary("arccosh", lambda d: _xp(d).arccosh(d),
-                 lambda g, out, need: (g / sqrt(_x(out) * _x(out) - 1.0),), real=True)
-arctanh = _unary("arctanh", lambda d: _xp(d).arctanh(d),
-                 lambda g, out, need: (g / (1.0 - _x(out) * _x(out)),), real=True)
+arcsin = _unary(
+    "arcsin", lambda d: _xp(d).arcsin(d), lambda g, out, need: (g / sqrt(1.0 - _x(out) * _x(out)),), real=True
+)
+arccos = _unary(
+    "arccos", lambda d: _xp(d).arccos(d), lambda g, out, need: (-g / sqrt(1.0 - _x(out) * _x(out)),), real=True
+)
+arctan = _unary("arctan", lambda d: _xp(d).arctan(d), lambda g, out, need: (g / (1.0 + _x(out) * _x(out)),), real=True)
+arcsinh = _unary(
+    "arcsinh", lambda d: _xp(d).arcsinh(d), lambda g, out, need: (g / sqrt(_x(out) * _x(out) + 1.0),), real=True
+)
+arccosh = _unary(
+    "arccosh", lambda d: _xp(d).arccosh(d), lambda g, out, need: (g / sqrt(_x(out) * _x(out) - 1.0),), real=True
+)
+arctanh = _unary(
+    "arctanh", lambda d: _xp(d).arctanh(d), lambda g, out, need: (g / (1.0 - _x(out) * _x(out)),), real=True
+)
 log2 = _unary("log2", lambda d: _xp(d).log2(d), lambda g, out, need: (g / (_x(out) * _m.log(2.0)),), real=True)
 log10 = _unary("log10", lambda d: _xp(d).log10(d), lambda g, out, need: (g / (_x(out) * _m.log(10.0)),), real=True)
 exp2 = _unary("exp2", lambda d: _xp(d).exp2(d), lambda g, out, need: (g * out * _m.log(2.0),), real=True)
@@ -201,8 +205,120 @@ def _rfloordiv(a, b):
 
 # keep the names of the ops this module builds on importable from here
 __all__ = [
-    "sinh", "cosh", "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "log2", "log10", "exp2",
-    "rad2deg", "deg2rad", "degrees", "radians", "reciprocal", "sinc", "floor", "ceil", "trunc", "rint", "fix",
-    "round", "around", "real", "conj", "conjugate", "imag", "arctan2", "hypot", "logaddexp", "logaddexp2", "mod",
-    "remainder", "floor_divide",
+    "sinh",
+    "cosh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "log2",
+    "log10",
+    "exp2",
+    "rad2deg",
+    "deg2rad",
+    "degrees",
+    "radians",
+    "reciprocal",
+    "sinc",
+    "floor",
+    "ceil",
+    "trunc",
+    "rint",
+    "fix",
+    "round",
+    "around",
+    "real",
+    "conj",
+    "conjugate",
+    "imag",
+    "arctan2",
+    "hypot",
+    "logaddexp",
+    "logaddexp2",
+    "mod",
+    "remainder",
+    "floor_divide",
+    "nan_to_num",
+    "fmax",
+    "fmin",
+    "isnan",
+    "isinf",
+    "isfinite",
+    "signbit",
+    "angle",
+    "real_if_close",
 ]
+
+
+def nan_to_num(x, nan: float = 0.0, posinf=None, neginf=None) -> Tensor:
+    """NaN and infinities replaced by numbers; the gradient passes where ``x`` is finite."""
+    x = unary(x, "nan_to_num")
+    d = x.data
+    xp = _xp(d)
+    out = xp.nan_to_num(d, nan=nan, posinf=posinf, neginf=neginf) if d.dtype.kind == "f" else d.copy()
+
+    def bwd(g, o, need):
+        return (where(Tensor._make(xp.isfinite(d)), g, 0.0),)
+
+    return record(out, (x,), bwd, "nan_to_num")
+
+
+def _fext_bwd(first_wins):
+    def bwd(g, out, need):
+        a, b = _ins(out)
+        first = first_wins(a, b)
+        return (
+            _unb(where(first, g, 0.0), a) if need[0] else None,
+            _unb(where(first, 0.0, g), b) if need[1] else None,
+        )
+
+    return bwd
+
+
+def _d(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+# the NaN-ignoring maximum and minimum: the gradient goes to the value taken (to ``a`` on ties)
+fmax = _binary(
+    "fmax",
+    lambda a, b: _xp2(a, b).fmax(a, b),
+    _fext_bwd(lambda a, b: Tensor._make((_d(a) >= _d(b)) | (_d(b) != _d(b)))),
+)
+fmin = _binary(
+    "fmin",
+    lambda a, b: _xp2(a, b).fmin(a, b),
+    _fext_bwd(lambda a, b: Tensor._make((_d(a) <= _d(b)) | (_d(b) != _d(b)))),
+)
+
+
+def _constant_test(name, fn):
+    def op(x) -> Tensor:
+        x = unary(x, name)
+        return Tensor._make(fn(_xp(x.data), x.data))
+
+    op.__name__ = name
+    op.__doc__ = f"NumPy's ``{name}``: a boolean constant (not differentiable)."
+    return op
+
+
+isnan = _constant_test("isnan", lambda xp, d: xp.isnan(d))
+isinf = _constant_test("isinf", lambda xp, d: xp.isinf(d))
+isfinite = _constant_test("isfinite", lambda xp, d: xp.isfinite(d))
+signbit = _constant_test("signbit", lambda xp, d: xp.signbit(d))
+
+
+def angle(x) -> Tensor:
+    """The angle of a real number: 0, or π where it is negative (a constant)."""
+    x = unary(x, "angle")
+    d = x.data
+    xp = _xp(d)
+    dt = d.dtype if d.dtype.kind == "f" else np.dtype(np.float32)
+    return Tensor._make(xp.where(d < 0, np.pi, 0.0).astype(dt))
+
+
+def real_if_close(x, tol: float = 100) -> Tensor:
+    """A real tensor itself."""
+    return unary(x, "real_if_close")
