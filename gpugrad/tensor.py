@@ -404,7 +404,7 @@ _OPERATOR_UFUNCS = {
     "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
     "true_divide": "divide", "power": "pow", "matmul": "matmul", "less": "less",
     "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
-    "equal": "equal", "not_equal": "not_equal",
+    "equal": "equal", "not_equal": "not_equal", "remainder": "mod", "floor_divide": "floor_divide",
 }
 
 

@@ -489,6 +489,7 @@ def test_tensor_methods_follow_numpy(device):
         (t.swapaxes(0, 1), a.swapaxes(0, 1)),
         (t.dot(t.T), a.dot(a.T)),
         (t.round(1), a.round(1)),
+        (t.argsort(axis=0), a.argsort(axis=0, kind="stable")),
     ]:
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
@@ -681,3 +682,57 @@ def test_bad_axes_and_shapes_name_what_was_given(call, match):
 def test_complex_values_are_refused(call):
     with pytest.raises(TypeError, match="complex"):
         call(np.array([1 + 2j]))
+
+
+# -- against HIPS autograd --------------------------------------------------------------------------
+
+HIPS = [
+    ("einsum", lambda np_: lambda a, b: np_.einsum("i...j,jk->ik...", a, b).sum() ** 2, [_a(2, 3, 2), _a(2, 2)]),
+    ("prod", lambda np_: lambda a: np_.prod(a, axis=0).sum(), [np.array([[0.5, 1.5], [2.0, 3.0]])]),
+    ("std", lambda np_: lambda a: np_.std(a, axis=1).sum(), [_a(2, 4)]),
+    ("cumsum-roll", lambda np_: lambda a: (np_.roll(np_.cumsum(a, axis=1), 1) ** 2).sum(), [_a(2, 3)]),
+    ("tensordot", lambda np_: lambda a, b: np_.tensordot(a, b, 1).sum(), [_a(2, 3), _a(3, 2)]),
+    ("kron-outer", lambda np_: lambda a, b: np_.sum(np_.kron(a, b) ** 2) + np_.outer(a, b).sum(), [_a(2), _a(3)]),
+    (
+        "mod-hypot",
+        lambda np_: lambda a, b: np_.sum(np_.mod(a, b) * np_.hypot(a, b)),
+        [_a(3) + 2, _a(3, lo=0.5, hi=0.9)],
+    ),
+    ("list-mean", lambda np_: lambda a: np_.mean([a, a * 2 + 1]) ** 2, [_a(3)]),
+    ("norm-nuc", lambda np_: lambda a: np_.linalg.norm(a, "nuc"), [_a(3, 2)]),
+    ("norm-3", lambda np_: lambda a: np_.linalg.norm(a, 3), [_a(4)]),
+    ("eigh", lambda np_: lambda a: (np_.linalg.eigh(a)[1] ** 2 * np_.linalg.eigh(a)[0]).sum(), [_S]),
+    ("svd", lambda np_: lambda a: (np_.linalg.svd(a, full_matrices=False)[0] ** 2).sum(), [_a(4, 3)]),
+    ("slogdet-solve", lambda np_: lambda a, b: np_.linalg.slogdet(a)[1] + np_.linalg.solve(a, b).sum(), [_M, _a(3)]),
+]
+
+
+@pytest.mark.parametrize("name, make, inputs", HIPS, ids=[c[0] for c in HIPS])
+def test_gradients_match_hips_autograd(name, make, inputs):
+    autograd = pytest.importorskip("autograd")
+    anp = pytest.importorskip("autograd.numpy")
+    argnums = tuple(range(len(inputs)))
+    want = autograd.grad(make(anp), argnums)(*inputs)
+    got = gg.grad(make(gg), argnums=argnums)(*[gg.tensor(a) for a in inputs])
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.numpy(), w, rtol=1e-9, atol=1e-12)
+
+
+def test_ndarray_with_tensor_operators_record_mod():
+    a = np.array([2.5, 3.5])
+    x = gg.tensor([1.0, 1.5], dtype="float64")
+    g = gg.grad(lambda x: (a % x).sum())(x)
+    np.testing.assert_allclose(g.numpy(), -np.floor(a / x.numpy()))
+    np.testing.assert_array_equal((a // x).numpy(), a // x.numpy())
+
+
+def test_norm_reduction_and_linalg_norm_of_a_matrix():
+    a = _a(3, 4)
+    x = gg.tensor(a)
+    assert float(gg.norm(x)) == pytest.approx(np.sqrt((a * a).sum()))
+    assert float(gg.norm(x, 2)) == pytest.approx(np.sqrt((a * a).sum()))  # a reduction over all elements
+    assert float(gg.norm(x, 2, axis=(0, 1))) == pytest.approx(np.linalg.norm(a, 2, axis=(0, 1)))
+    assert float(gg.linalg.norm(x, 2)) == pytest.approx(np.linalg.norm(a, 2))
+    assert float(gg.norm(x, 1)) == pytest.approx(np.abs(a).sum())
+    assert gg.norm(x, np.inf, keepdims=True).shape == (1, 1)
+    assert float(gg.linalg.norm(x, 1)) == pytest.approx(np.linalg.norm(a, 1))

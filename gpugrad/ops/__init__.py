@@ -215,6 +215,7 @@ def _install_numpy_methods(T):
     for name, fn in [
         ("prod", prod), ("cumsum", cumsum), ("cumprod", cumprod), ("std", std), ("var", var),
         ("trace", trace), ("diagonal", diagonal), ("swapaxes", swapaxes), ("dot", dot), ("round", round),
+        ("argsort", argsort),
     ]:
         setattr(T, name, fn)
     T.ravel = lambda self: ravel(self)

@@ -3,6 +3,8 @@ values are gathered with advanced indexing, so the gradient of each goes back to
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..tensor import Tensor
 from .arrange import _axis, ravel
@@ -38,12 +40,21 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     return getitem(x, _along(x, idx, ax))
 
 
+def _argsort(d, ax: int):
+    """Stable sorting indices (CuPy's sort is stable and takes no ``kind``)."""
+    if isinstance(d, np.ndarray):
+        return np.argsort(d, axis=ax, kind="stable")
+    return _xp(d).argsort(d, axis=ax)
+
+
 def argsort(x, axis=-1) -> Tensor:
-    """The indices that sort ``x`` along ``axis`` (stable): integers, not differentiable."""
+    """The indices that sort ``x`` along ``axis`` (stable; NaN last): integers, not differentiable."""
     x = unary(x, "argsort")
     if axis is None:
         x, axis = ravel(x), 0
-    return Tensor._make(_xp(x.data).argsort(x.data, axis=_axis(axis, x.ndim) if x.ndim else 0))
+    if x.ndim == 0:
+        return Tensor._make(_xp(x.data).zeros((), dtype=np.int64))
+    return Tensor._make(_argsort(x.data, _axis(axis, x.ndim)))
 
 
 def sort(x, axis=-1) -> Tensor:
@@ -55,12 +66,7 @@ def sort(x, axis=-1) -> Tensor:
     if x.ndim == 0:
         return x
     ax = _axis(axis, x.ndim)
-    idx = (
-        _xp(x.data).argsort(x.data, axis=ax, kind="stable")
-        if x.device == "cpu"
-        else _xp(x.data).argsort(x.data, axis=ax)
-    )
-    return getitem(x, _along(x, idx, ax))
+    return getitem(x, _along(x, _argsort(x.data, ax), ax))
 
 
 def _kth_axis(x: Tensor, kth, axis, op: str):
