@@ -736,3 +736,10 @@ def test_norm_reduction_and_linalg_norm_of_a_matrix():
     assert float(gg.norm(x, 1)) == pytest.approx(np.abs(a).sum())
     assert gg.norm(x, np.inf, keepdims=True).shape == (1, 1)
     assert float(gg.linalg.norm(x, 1)) == pytest.approx(np.linalg.norm(a, 1))
+
+
+def test_asarray_of_a_list_of_tensors_keeps_the_gradient():
+    x = gg.tensor(1.5, dtype="float64")
+    assert float(gg.grad(lambda x: gg.asarray([x, 2 * x, 1.0]).sum())(x)) == 3.0
+    assert float(gg.grad(lambda x: gg.asarray([[x], [x]], dtype="float32").sum())(x)) == 2.0
+    assert gg.asarray([x, x], dtype="float32").dtype == np.float32
