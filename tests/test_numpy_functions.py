@@ -743,3 +743,19 @@ def test_asarray_of_a_list_of_tensors_keeps_the_gradient():
     assert float(gg.grad(lambda x: gg.asarray([x, 2 * x, 1.0]).sum())(x)) == 3.0
     assert float(gg.grad(lambda x: gg.asarray([[x], [x]], dtype="float32").sum())(x)) == 2.0
     assert gg.asarray([x, x], dtype="float32").dtype == np.float32
+
+
+def test_decompositions_return_numpy_named_results():
+    a = gg.tensor(_S)
+    assert float(LA.slogdet(a).logabsdet) == pytest.approx(np.linalg.slogdet(_S).logabsdet)
+    assert float(LA.slogdet(-a).sign) == np.linalg.slogdet(-_S).sign
+    np.testing.assert_allclose(LA.eigh(a).eigenvalues.numpy(), np.linalg.eigh(_S).eigenvalues)
+    np.testing.assert_allclose(LA.svd(a).S.numpy(), np.linalg.svd(_S).S)
+    np.testing.assert_allclose(np.abs(LA.qr(a).R.numpy()), np.abs(np.linalg.qr(_S).R))
+
+
+def test_r_and_c_builders_keep_gradients():
+    x = gg.tensor([1.0, 2.0], dtype="float64")
+    g = gg.grad(lambda x: (gg.r_[x, 0:2, 3.0] ** 2).sum())(x)
+    np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
+    np.testing.assert_array_equal(gg.r_[0:1:3j].numpy(), np.r_[0:1:3j])

@@ -10,6 +10,8 @@ singular values (they divide by their differences).
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from .. import backend
 from ..tensor import Tensor
 from .arrange import tril
@@ -17,6 +19,10 @@ from .base import record
 from .linalg import matmul
 from .matrix import T, matrices, solve, square_matrices
 from .shape import expand_dims
+
+EighResult = namedtuple("EighResult", "eigenvalues eigenvectors")
+SVDResult = namedtuple("SVDResult", "U S Vh")
+QRResult = namedtuple("QRResult", "Q R")
 
 
 def _xp(d):
@@ -48,9 +54,9 @@ def cholesky(a) -> Tensor:
     return record(out, (a,), bwd, "cholesky")
 
 
-def eigh(a):
-    """``(w, v)``: the eigenvalues (ascending) and eigenvectors (columns) of symmetric matrices,
-    read from the lower triangle."""
+def eigh(a) -> EighResult:
+    """``(eigenvalues, eigenvectors)``, a named pair: the eigenvalues (ascending) and eigenvectors
+    (columns) of symmetric matrices, read from the lower triangle."""
     a = square_matrices(a, "eigh")
     w_arr, v_arr = _xp(a.data).linalg.eigh(a.data)
     n = a.shape[-1]
@@ -70,7 +76,7 @@ def eigh(a):
     w = record(w_arr, (a,), bwd_w, "eigh_values")
     v = record(v_arr, (a,), bwd_v, "eigh_vectors")
     box["w"], box["v"] = w, v
-    return w, v
+    return EighResult(w, v)
 
 
 def eigvalsh(a) -> Tensor:
@@ -79,7 +85,7 @@ def eigvalsh(a) -> Tensor:
 
 
 def svd(a, full_matrices: bool = True, compute_uv: bool = True):
-    """``(u, s, vh)`` with a = u · diag(s) · vh, or ``s`` alone with ``compute_uv=False``.
+    """``(U, S, Vh)`` (a named triple) with a = U · diag(S) · Vh, or ``s`` alone with ``compute_uv=False``.
 
     ``u`` and ``vh`` are differentiable with ``full_matrices=False`` (or square matrices)."""
     a = matrices(a, "svd")
@@ -146,11 +152,11 @@ def svd(a, full_matrices: bool = True, compute_uv: bool = True):
     s = record(s_arr, (a,), bwd_s, "svd_values")
     vh = record(vh_arr, (a,), bwd_vh, "svd_vh")
     box["u"], box["s"], box["vh"] = u, s, vh
-    return u, s, vh
+    return SVDResult(u, s, vh)
 
 
 def qr(a, mode: str = "reduced"):
-    """``(q, r)`` with a = q · r (``mode='reduced'``; ``'r'`` gives r alone). Differentiable for
+    """``(Q, R)`` (a named pair) with a = Q · R (``mode='reduced'``; ``'r'`` gives r alone). Differentiable for
     matrices with at least as many rows as columns and full column rank."""
     if mode not in ("reduced", "r", "complete"):
         raise ValueError(f"qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
@@ -182,5 +188,5 @@ def qr(a, mode: str = "reduced"):
     box["q"], box["r"] = q, r
     if mode == "r":
         return r
-    return q, r
+    return QRResult(q, r)
 

@@ -128,12 +128,15 @@ class _Builder:
 
     def __getitem__(self, key) -> Tensor:
         items = key if isinstance(key, tuple) else (key,)
+        like = next((i for i in items if isinstance(i, Tensor)), None)
         parts = []
         for item in items:
             if isinstance(item, str):
                 raise ValueError(f"{'c_' if self.columns else 'r_'}: string directives are not supported, got {item!r}")
             if isinstance(item, slice):
                 item = _slice_values(item)
+            if like is not None and not isinstance(item, Tensor):  # numbers and arrays join the tensors' device
+                item = Tensor(item, device=like.device)
             parts.append(atleast_1d(unary(item, "r_")))
         if self.columns:
             return column_stack(parts) if all(p.ndim <= 2 for p in parts) else concat(parts, -1)

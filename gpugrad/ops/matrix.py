@@ -5,6 +5,8 @@ written in gpugrad ops so that every order works."""
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .. import backend
@@ -14,6 +16,8 @@ from .linalg import matmul
 from .shape import expand_dims, matrix_transpose, reshape
 
 T = matrix_transpose
+
+SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
 
 
 def _xp(d):
@@ -63,8 +67,8 @@ def det(a) -> Tensor:
     return record(out, (a,), bwd, "det")
 
 
-def slogdet(a):
-    """``(sign, logabsdet)`` of the determinant; ``sign`` is a constant, d logabsdet = g · inv(a)ᵀ."""
+def slogdet(a) -> SlogdetResult:
+    """``(sign, logabsdet)`` of the determinant, a named pair; ``sign`` is a constant, d logabsdet = g · inv(a)ᵀ."""
     a = square_matrices(a, "slogdet")
     xp = _xp(a.data)
     sign, logdet = xp.linalg.slogdet(a.data)
@@ -73,7 +77,7 @@ def slogdet(a):
     def bwd(g, o, need):
         return (_add2d(g) * T(inv(a)),)
 
-    return Tensor._make(xp.asarray(sign, dtype=a.dtype)), record(logdet, (a,), bwd, "slogdet")
+    return SlogdetResult(Tensor._make(xp.asarray(sign, dtype=a.dtype)), record(logdet, (a,), bwd, "slogdet"))
 
 
 def solve(a, b) -> Tensor:
