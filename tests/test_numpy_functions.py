@@ -759,3 +759,19 @@ def test_r_and_c_builders_keep_gradients():
     g = gg.grad(lambda x: (gg.r_[x, 0:2, 3.0] ** 2).sum())(x)
     np.testing.assert_array_equal(g.numpy(), [2.0, 4.0])
     np.testing.assert_array_equal(gg.r_[0:1:3j].numpy(), np.r_[0:1:3j])
+
+
+@pytest.mark.parametrize("x", [0.0, 0.01, -0.019, 0.021, 0.7])
+def test_sinc_derivatives_are_right_at_and_near_zero(x):
+    # sinc = Σ (−1)^k (πx)^2k / (2k+1)!: compare three orders with the series' (exact near 0) or
+    # central differences of the previous order (away from it)
+    f1 = gg.grad(gg.sinc)
+    f2 = gg.grad(f1)
+    f3 = gg.grad(f2)
+    t = gg.tensor(x, dtype="float64")
+    if x == 0.0:
+        assert (float(f1(t)), float(f2(t)), float(f3(t))) == pytest.approx((0.0, -np.pi**2 / 3, 0.0))
+    h = 1e-5
+    for f, df in ((gg.sinc, f1), (f1, f2), (f2, f3)):
+        num = (float(f(gg.tensor(x + h, dtype="float64"))) - float(f(gg.tensor(x - h, dtype="float64")))) / (2 * h)
+        assert float(df(t)) == pytest.approx(num, rel=1e-5, abs=1e-5)

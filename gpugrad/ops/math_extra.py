@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .base import record, to_float, unary
-from .math import _binary, _unary, _x, cos, exp, sqrt, where
+from .math import _binary, _unary, _x, abs, cos, exp, sqrt, where
 
 
 def _xp(d):
@@ -64,11 +64,15 @@ def _sinc_fwd(d):
 
 
 def _sinc_bwd(g, out, need):
-    # d/dx sin(πx)/(πx) = (cos(πx) − sinc(x)) / x, and 0 at x = 0
+    # d/dx sin(πx)/(πx) = (cos(πx) − sinc(x)) / x; near 0 its Taylor series, whose own
+    # derivatives are those of sinc there too (so every order is right at 0)
     x = _x(out)
-    zero = x == 0.0
-    safe = where(zero, 1.0, x)
-    return (where(zero, 0.0, g * (cos(np.pi * safe) - out) / safe),)
+    small = abs(x) < 0.02
+    safe = where(small, 1.0, x)
+    u = np.pi * where(small, x, 0.0)
+    u2 = u * u
+    series = np.pi * u * (-1.0 / 3 + u2 * (1.0 / 30 + u2 * (-1.0 / 840 + u2 * (1.0 / 45360 - u2 / 3991680))))
+    return (g * where(small, series, (cos(np.pi * safe) - out) / safe),)
 
 
 sinc = _unary("sinc", _sinc_fwd, _sinc_bwd, real=True)
