@@ -775,3 +775,10 @@ def test_sinc_derivatives_are_right_at_and_near_zero(x):
     for f, df in ((gg.sinc, f1), (f1, f2), (f2, f3)):
         num = (float(f(gg.tensor(x + h, dtype="float64"))) - float(f(gg.tensor(x - h, dtype="float64")))) / (2 * h)
         assert float(df(t)) == pytest.approx(num, rel=1e-5, abs=1e-5)
+
+
+def test_cumprod_without_zeros_is_linear_in_memory_and_right():
+    a = _a(3, 4, lo=0.5, hi=1.5)
+    check_grad(lambda x: gg.cumprod(x, axis=1), [gg.tensor(a)], order=2)
+    big = gg.tensor(np.full(20000, 1.0001))
+    assert gg.grad(lambda x: gg.cumprod(x)[-1])(big).shape == (20000,)

@@ -15,7 +15,9 @@ def _xp(d):
 
 
 def prod(x, axis=None, keepdims: bool = False) -> Tensor:
-    """The product of the elements along ``axis``; exact gradients where some elements are 0."""
+    """The product of the elements along ``axis``. The gradient is out/x; where ``x`` holds zeros
+    it is the product of the other elements, formed exactly (to every order) from an n×n layout
+    of each group of n elements."""
     x = unary(x, "prod")
     axes = normalize_axis(axis, x.ndim)
     out = x.data.prod(axis=axes, keepdims=keepdims)
@@ -83,14 +85,25 @@ def cumsum(x, axis=None) -> Tensor:
 
 
 def cumprod(x, axis=None) -> Tensor:
-    """Running products along ``axis`` (of the flattened tensor when it is None), as a product of
-    the prefixes: exact gradients with zeros too (the work grows as n² along the axis)."""
+    """Running products along ``axis`` (of the flattened tensor when it is None). The gradient is
+    the running sum of g·out from the end, over x; where ``x`` holds zeros it is formed exactly
+    as a product over prefixes instead (the work then grows as n² along the axis)."""
+    x, ax = _one_axis(unary(x, "cumprod"), axis, "cumprod")
+    xp = _xp(x.data)
+    if x.data.dtype.kind != "f" or not bool((x.data == 0).any()):
+        out = xp.cumprod(x.data, axis=ax)
+
+        def bwd(g, o, need):
+            return (_flip(cumsum(_flip(g * o, ax), ax), ax) / x,)
+
+        return record(out, (x,), bwd, "cumprod")
+    return _cumprod_by_prefixes(x, ax)
+
+
+def _cumprod_by_prefixes(x: Tensor, ax: int) -> Tensor:
     from .math import where
 
-    x, ax = _one_axis(unary(x, "cumprod"), axis, "cumprod")
     n = x.shape[ax]
-    if n == 0:
-        return record(x.data.copy(), (x,), lambda g, o, need: (g,), "cumprod")
     xp = _xp(x.data)
     # prefix[i, j] = x_j where j <= i, else 1; its product over j is the i-th running product
     lower = Tensor._make(xp.tril(xp.ones((n, n), dtype=bool)))
