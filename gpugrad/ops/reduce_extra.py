@@ -14,6 +14,14 @@ def _xp(d):
     return backend.get_array_module(d)
 
 
+def _no_zeros(d) -> bool:
+    """Whether array ``d`` holds no zero; False for an array traced by ``gg.jit`` (its values are
+    not known when the step is recorded, so the exact path for zeros is taken)."""
+    if getattr(d, "gg_trace", None) is not None:
+        return False
+    return not bool((d == 0).any())
+
+
 def prod(x, axis=None, keepdims: bool = False) -> Tensor:
     """The product of the elements along ``axis``. The gradient is out/x; where ``x`` holds zeros
     it is the product of the other elements, formed exactly (to every order) from an n×n layout
@@ -25,7 +33,7 @@ def prod(x, axis=None, keepdims: bool = False) -> Tensor:
         out = _xp(x.data).asarray(out)
 
     def bwd(g, o, need):
-        if not bool((x.data == 0).any()):
+        if _no_zeros(x.data):
             return (_expand(g, x, axes, keepdims) * _expand(o, x, axes, keepdims) / x,)
         return (_expand(g, x, axes, keepdims) * _prod_of_others(x, axes),)
 
@@ -90,7 +98,7 @@ def cumprod(x, axis=None) -> Tensor:
     as a product over prefixes instead (the work then grows as n² along the axis)."""
     x, ax = _one_axis(unary(x, "cumprod"), axis, "cumprod")
     xp = _xp(x.data)
-    if x.data.dtype.kind != "f" or not bool((x.data == 0).any()):
+    if x.data.dtype.kind != "f" or _no_zeros(x.data):
         out = xp.cumprod(x.data, axis=ax)
 
         def bwd(g, o, need):
