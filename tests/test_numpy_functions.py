@@ -770,7 +770,7 @@ def test_sinc_derivatives_are_right_at_and_near_zero(x):
     f3 = gg.grad(f2)
     t = gg.tensor(x, dtype="float64")
     if x == 0.0:
-        assert (float(f1(t)), float(f2(t)), float(f3(t))) == pytest.approx((0.0, -np.pi**2 / 3, 0.0))
+        assert (float(f1(t)), float(f2(t)), float(f3(t))) == pytest.approx((0.0, -(np.pi**2) / 3, 0.0))
     h = 1e-5
     for f, df in ((gg.sinc, f1), (f1, f2), (f2, f3)):
         num = (float(f(gg.tensor(x + h, dtype="float64"))) - float(f(gg.tensor(x - h, dtype="float64")))) / (2 * h)
@@ -784,10 +784,15 @@ def test_cumprod_without_zeros_is_linear_in_memory_and_right():
     assert gg.grad(lambda x: gg.cumprod(x)[-1])(big).shape == (20000,)
 
 
-JIT_CASES = CASES + LINALG + MORE + [
-    ("prod-zeros-jit", lambda x: gg.prod(x, axis=1), None, [np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 5.0]])]),
-    ("cumprod-zeros-jit", lambda x: gg.cumprod(x, axis=1), None, [np.array([[0.5, 0.0, 3.0], [2.0, 1.5, 5.0]])]),
-]
+JIT_CASES = (
+    CASES
+    + LINALG
+    + MORE
+    + [
+        ("prod-zeros-jit", lambda x: gg.prod(x, axis=1), None, [np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 5.0]])]),
+        ("cumprod-zeros-jit", lambda x: gg.cumprod(x, axis=1), None, [np.array([[0.5, 0.0, 3.0], [2.0, 1.5, 5.0]])]),
+    ]
+)
 
 
 @pytest.mark.parametrize("name, f, ref, inputs", JIT_CASES, ids=[c[0] for c in JIT_CASES])
@@ -803,3 +808,44 @@ def test_compiled_gradients_match_eager(name, f, ref, inputs):
     got = step(*ts)  # the replay
     for a, b in zip(got, gg.grad(loss, argnums=argnums)(*ts)):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+
+
+ARRAY_API = [
+    ("vector_norm", lambda x: LA.vector_norm(x), lambda x: np.linalg.vector_norm(x), [_a(2, 3)]),
+    (
+        "vector_norm-axes",
+        lambda x: LA.vector_norm(x, 3, axis=(0, 2), keepdims=True),
+        lambda x: np.linalg.vector_norm(x, ord=3, axis=(0, 2), keepdims=True),
+        [_a(2, 3, 2)],
+    ),
+    (
+        "vector_norm-inf",
+        lambda x: LA.vector_norm(x, np.inf, axis=1),
+        lambda x: np.linalg.vector_norm(x, ord=np.inf, axis=1),
+        [_a(2, 3)],
+    ),
+    ("matrix_norm", lambda x: LA.matrix_norm(x, "nuc"), lambda x: np.linalg.matrix_norm(x, ord="nuc"), [_a(2, 3, 2)]),
+    ("vecdot", LA.vecdot, np.linalg.vecdot, [_a(2, 3), _a(3)]),
+    (
+        "multi_dot",
+        lambda a, b, c: LA.multi_dot([a, b, c]),
+        lambda a, b, c: np.linalg.multi_dot([a, b, c]),
+        [_a(3), _a(3, 4), _a(4, 2)],
+    ),
+    (
+        "multi_dot-4",
+        lambda a, b, c, d: LA.multi_dot([a, b, c, d]),
+        lambda a, b, c, d: np.linalg.multi_dot([a, b, c, d]),
+        [_a(2, 3), _a(3, 4), _a(4, 1), _a(1)],
+    ),
+    ("linalg-diagonal", lambda x: LA.diagonal(x, offset=1), lambda x: np.linalg.diagonal(x, offset=1), [_a(2, 3, 3)]),
+    ("linalg-trace", LA.trace, np.linalg.trace, [_a(2, 3, 3)]),
+    ("linalg-cross", LA.cross, np.linalg.cross, [_a(2, 3), _a(3)]),
+    ("linalg-outer", LA.outer, np.linalg.outer, [_a(2), _a(3)]),
+    ("matrix_transpose", LA.matrix_transpose, np.linalg.matrix_transpose, [_a(2, 3, 4)]),
+]
+
+
+@pytest.mark.parametrize("name, f, ref, inputs", ARRAY_API, ids=[c[0] for c in ARRAY_API])
+def test_array_api_linalg_names(name, f, ref, inputs, device):
+    test_linalg_values_and_gradients(name, f, ref, inputs, device)

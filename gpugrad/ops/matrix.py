@@ -240,3 +240,78 @@ def _singular_values(x: Tensor, r: int, c: int) -> Tensor:
 
     return svd(moveaxis(x, (r, c), (-2, -1)), compute_uv=False)
 
+
+
+def vector_norm(x, ord=2, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A002
+    """The array API's vector norm: of all elements when ``axis`` is None, else along ``axis``
+    (one axis, or several taken together as one vector)."""
+    x = to_float(unary(x, "vector_norm"))
+    if axis is None:
+        out = norm(reshape(x, (-1,)), ord, 0)
+        return reshape(out, (1,) * x.ndim) if keepdims else out
+    axes = normalize_axis(axis, x.ndim)
+    if len(axes) == 1:
+        return norm(x, ord, axes[0], keepdims)
+    from .arrange import moveaxis
+
+    rest = [n for i, n in enumerate(x.shape) if i not in axes]
+    moved = moveaxis(x, axes, tuple(range(-len(axes), 0)))
+    out = norm(reshape(moved, tuple(rest) + (-1,)), ord, -1)
+    return _keep(out, x, axes, keepdims) if keepdims else out
+
+
+def matrix_norm(x, ord="fro", keepdims: bool = False) -> Tensor:  # noqa: A002
+    """The array API's matrix norm of the last two axes."""
+    x = matrices(x, "matrix_norm")
+    return norm(x, ord, (-2, -1), keepdims)
+
+
+def vecdot(a, b, axis: int = -1) -> Tensor:
+    """The dot product of vectors along ``axis``, broadcasting the other axes."""
+    from .math import multiply
+    from .reduce import sum
+
+    return sum(multiply(a, b), axis=axis)
+
+
+def multi_dot(arrays) -> Tensor:
+    """The product of a chain of matrices (the first may be a vector, as may the last), multiplied
+    in the order that costs the fewest scalar products."""
+    ts = [to_float(unary(a, "multi_dot")) for a in arrays]
+    if len(ts) < 2:
+        raise ValueError(f"multi_dot: needs at least two arrays, got {len(ts)}")
+    first_vec, last_vec = ts[0].ndim == 1, ts[-1].ndim == 1
+    if first_vec:
+        ts[0] = reshape(ts[0], (1, -1))
+    if last_vec:
+        ts[-1] = reshape(ts[-1], (-1, 1))
+    for t in ts:
+        if t.ndim != 2:
+            raise ValueError(f"multi_dot: needs 2-d arrays (1-d at the ends), got shape {t.shape}")
+    dims = [ts[0].shape[0]] + [t.shape[1] for t in ts]
+    n = len(ts)
+    cost = [[0] * n for _ in range(n)]
+    split = [[0] * n for _ in range(n)]
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i][j] = None
+            for k in range(i, j):
+                c = cost[i][k] + cost[k + 1][j] + dims[i] * dims[k + 1] * dims[j + 1]
+                if cost[i][j] is None or c < cost[i][j]:
+                    cost[i][j], split[i][j] = c, k
+
+    def chain(i, j):
+        if i == j:
+            return ts[i]
+        k = split[i][j]
+        return matmul(chain(i, k), chain(k + 1, j))
+
+    out = chain(0, n - 1)
+    if first_vec and last_vec:
+        return reshape(out, ())
+    if first_vec:
+        return reshape(out, (out.shape[1],))
+    if last_vec:
+        return reshape(out, (out.shape[0],))
+    return out
