@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import tensor
 from ..tensor import Tensor
 from . import (  # noqa: F401,E501
     activation,
@@ -161,6 +162,8 @@ from .sorting import argpartition, argsort, partition, sort, take_along_axis  # 
 
 def _install():
     T = Tensor
+    tensor.BOUND.update(to_device=shape.to_device, cast=math.cast)
+    tensor.BOUND.update({name: globals()[name] for name in tensor._OPERATOR_UFUNCS.values()})
     T.__add__ = add
     T.__radd__ = math._radd
     T.__sub__ = subtract
