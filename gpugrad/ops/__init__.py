@@ -141,8 +141,9 @@ from .math_extra import (  # noqa: F401
     sinh,
     trunc,
 )
+from .matrix import reduction_norm as norm
 from .products import cross, dot, einsum, inner, kron, outer, tensordot, vdot  # noqa: F401
-from .reduce import logsumexp, max, mean, min, norm, sum
+from .reduce import logsumexp, max, mean, min, sum
 from .reduce_extra import cumprod, cumsum, prod, std, var  # noqa: F401
 from .search import argmax, argmin
 from .shape import (

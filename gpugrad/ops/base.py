@@ -168,8 +168,7 @@ def stack_nested(x, op: str = "op", like: Tensor | None = None) -> Tensor:
     shapes = {p.shape for p in parts}
     if len(shapes) > 1:
         raise ValueError(f"{op}: a list of tensors of different shapes {sorted(shapes)} cannot be made one tensor")
-    ops = _OPS or _load_ops()
-    return ops.shape.stack(parts)
+    return (_SHAPE or _load_shape()).stack(parts)
 
 
 def _first_tensor(x):
@@ -193,36 +192,26 @@ def unbroadcast(g: Tensor, x) -> Tensor | None:
     """Sum ``g`` back to the shape of ``x`` (the input it flows to) after NumPy broadcasting.
 
     Leading axes that broadcasting added are summed away; axes where ``x`` had length 1 are
-    summed with keepdims. Written in gpugrad ops, so it differentiates again.
+    summed with keepdims. Recorded (``shape.sum_to``), so it differentiates again.
     """
     if not isinstance(x, Tensor):
         return None
     shape = x.data.shape
-    gshape = g.data.shape
-    if gshape == shape:
+    if g.data.shape == shape:
         return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
-    )
-    ops = _OPS or _load_ops()
-    if axes:
-        g = ops.reduce.sum(g, axis=axes, keepdims=False)
-    if g.data.shape != shape:
-        g = ops.shape.reshape(g, shape)
-    return g
+    return (_SHAPE or _load_shape()).sum_to(g, shape)
 
 
-_OPS = None
+_SHAPE = None
 
 
-def _load_ops():
-    """The ops package, bound on first use (the op modules import this one)."""
-    global _OPS
-    from .. import ops
+def _load_shape():
+    """:mod:`gpugrad.ops.shape`, bound on first use (it imports this module)."""
+    global _SHAPE
+    from . import shape
 
-    _OPS = ops
-    return ops
+    _SHAPE = shape
+    return shape
 
 
 _ALL_AXES = [tuple(range(n)) for n in range(33)]

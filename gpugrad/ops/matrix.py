@@ -222,6 +222,24 @@ def norm(x, ord=None, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A00
     return _keep(out, x, axes, keepdims)
 
 
+def reduction_norm(x, ord=None, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A002
+    """``gg.norm``, a reduction: with ``axis=None`` the vector norm of all elements, along one axis
+    a vector norm, over several the Frobenius norm for ``ord`` None or 2 (sqrt(Σ x²), with
+    gradient 0 at 0). Other ``ord`` values over two given axes, and ``ord=2`` over two given axes
+    (the largest singular value), are NumPy's matrix norms (:func:`norm`, which follows NumPy for
+    ``axis=None`` too)."""
+    from .reduce import norm as two_norm
+
+    two_axes = axis is not None and not isinstance(axis, (int, np.integer)) and len(tuple(axis)) == 2
+    if ord in (None, "euclidean", "fro") or ord == 2 and not two_axes:
+        return two_norm(x, None if ord == "euclidean" else ord, axis, keepdims)
+    if axis is None:
+        x = unary(x, "norm")
+        out = norm(reshape(x, (-1,)), ord, 0)
+        return reshape(out, (1,) * x.ndim) if keepdims else out
+    return norm(x, ord, axis, keepdims)
+
+
 def _two_norm(x: Tensor, axes) -> Tensor:
     from .reduce import norm as _norm
 

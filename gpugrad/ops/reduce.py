@@ -119,26 +119,11 @@ def logsumexp(x, axis=None, keepdims=False):
     return record(out, (x,), bwd, "logsumexp")
 
 
-def _matrix_axes(axis) -> bool:
-    return axis is not None and not isinstance(axis, int) and len(tuple(axis)) == 2
-
-
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
-    """A reduction: with ``axis=None`` the vector norm of all elements, along one axis a vector
-    norm, over several the Frobenius norm for ``ord`` None or 2 (sqrt(Σ x²), with gradient 0 at 0).
-    Other ``ord`` values over two given axes, and ``ord=2`` over two given axes (the largest
-    singular value), are NumPy's matrix norms (:func:`gpugrad.linalg.norm`, which follows NumPy for
-    ``axis=None`` too)."""
-    if ord not in (None, 2, "euclidean", "fro") or ord == 2 and _matrix_axes(axis):
-        from .matrix import norm as _linalg_norm
-
-        if axis is None:  # a reduction: the vector norm of all elements
-            from .shape import reshape
-
-            x = unary(x, "norm")
-            out = _linalg_norm(reshape(x, (-1,)), ord, 0)
-            return reshape(out, (1,) * x.ndim) if keepdims else out
-        return _linalg_norm(x, ord, axis, keepdims)
+    """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0.
+    (``gg.norm`` takes every ``ord``: :func:`gpugrad.ops.matrix.reduction_norm`.)"""
+    if ord not in (None, 2, "euclidean", "fro"):
+        raise ValueError(f"norm: this is the 2-norm, got ord={ord!r}")
     x = to_float(unary(x, "norm"))
     axes = normalize_axis(axis, x.ndim)
     d = x.data
