@@ -414,10 +414,22 @@ def _host_args(x):
     return x
 
 
+def holds_tensor(x) -> bool:
+    """Whether a (nested) list or tuple holds a Tensor anywhere."""
+    for v in x:
+        if isinstance(v, Tensor) or isinstance(v, (list, tuple)) and holds_tensor(v):
+            return True
+    return False
+
+
 def as_tensor(x, like: Tensor | None = None) -> Tensor:
-    """``x`` as a Tensor; a Python number takes ``like``'s float dtype and device."""
+    """``x`` as a Tensor; a Python number takes ``like``'s float dtype and device. A (nested) list
+    or tuple holding Tensors is stacked with recorded ops (``gpugrad.ops`` binds ``'stack'``), so
+    gradients reach them."""
     if isinstance(x, Tensor):
         return x
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return BOUND["stack"](x, "as_tensor")
     if like is not None and isinstance(x, (int, float, bool)):
         dt = like.dtype if is_float(like.dtype) else DEFAULT_FLOAT
         xp = backend.get_array_module(like.data)

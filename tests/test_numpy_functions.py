@@ -849,3 +849,33 @@ ARRAY_API = [
 @pytest.mark.parametrize("name, f, ref, inputs", ARRAY_API, ids=[c[0] for c in ARRAY_API])
 def test_array_api_linalg_names(name, f, ref, inputs, device):
     test_linalg_values_and_gradients(name, f, ref, inputs, device)
+
+
+class _Twice(gg.Op):
+    @staticmethod
+    def forward_cpu(x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g
+
+
+_S5 = 1 / (1 + np.exp(-0.5))
+
+
+@pytest.mark.parametrize(
+    "f, want",
+    [
+        (lambda x: gg.losses.mse(gg.zeros((1, 2), dtype="float64"), [[x, x]]), 1.0),
+        (lambda x: gg.losses.mse([[x, x]], gg.zeros((1, 2), dtype="float64")), 1.0),
+        (lambda x: gg.nn.functional.mse_loss([x, x], gg.zeros(2, dtype="float64")), 1.0),
+        (lambda x: gg.matmul([[x, 1.0]], gg.ones((2, 1), dtype="float64")).sum(), 1.0),
+        (lambda x: gg.where([True, False], [x, 2 * x], 0.0).sum(), 1.0),
+        (lambda x: gg.softmax([x, x]).sum() + gg.sigmoid([x])[0] * 4, 4 * _S5 * (1 - _S5)),
+        (lambda x: gg.r_[x, [x, 2.0]].sum(), 2.0),
+        (lambda x: _Twice.apply([x, x]).sum(), 4.0),
+    ],
+)
+def test_lists_of_tensors_everywhere_an_array_is_taken(f, want):
+    assert float(gg.grad(f)(gg.tensor(0.5, dtype="float64"))) == pytest.approx(want)

@@ -7,6 +7,7 @@ from ..tensor import Tensor
 from . import (  # noqa: F401,E501
     activation,
     arrange,
+    base,
     creation,
     decompose,
     differences,
@@ -163,7 +164,7 @@ from .sorting import argpartition, argsort, partition, sort, take_along_axis  # 
 
 def _install():
     T = Tensor
-    tensor.BOUND.update(to_device=shape.to_device, cast=math.cast)
+    tensor.BOUND.update(to_device=shape.to_device, cast=math.cast, stack=base.stack_nested)
     tensor.BOUND.update({name: globals()[name] for name in tensor._OPERATOR_UFUNCS.values()})
     T.__add__ = add
     T.__radd__ = math._radd

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend
 from ..graph import record  # noqa: F401  (re-exported for the op modules)
-from ..tensor import DEFAULT_FLOAT, Tensor, _to_array, as_tensor, check_kind
+from ..tensor import DEFAULT_FLOAT, Tensor, _to_array, as_tensor, check_kind, holds_tensor  # noqa: F401
 
 SCALARS = (int, float)
 USE_KERNELS = os.environ.get("GPUGRAD_KERNELS", "1") != "0"
@@ -141,14 +141,6 @@ def unary(x, op: str = "op") -> Tensor:
     if isinstance(x, (list, tuple)) and holds_tensor(x):
         return stack_nested(x, op)
     return Tensor._make(_to_array(x, what=op))
-
-
-def holds_tensor(x) -> bool:
-    """Whether a (nested) list or tuple holds a Tensor anywhere."""
-    for v in x:
-        if isinstance(v, Tensor) or isinstance(v, (list, tuple)) and holds_tensor(v):
-            return True
-    return False
 
 
 def stack_nested(x, op: str = "op", like: Tensor | None = None) -> Tensor:

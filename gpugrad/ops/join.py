@@ -8,7 +8,7 @@ import numpy as np
 
 from ..tensor import Tensor
 from .arrange import _axis, atleast_1d, atleast_2d, atleast_3d, ravel
-from .base import unary
+from .base import holds_tensor, unary
 from .shape import concat, getitem, reshape
 
 
@@ -135,12 +135,16 @@ class _Builder:
                 raise ValueError(f"{'c_' if self.columns else 'r_'}: string directives are not supported, got {item!r}")
             if isinstance(item, slice):
                 item = _slice_values(item)
-            if like is not None and not isinstance(item, Tensor):  # numbers and arrays join the tensors' device
-                item = Tensor(item, device=like.device)
+            if like is not None and not isinstance(item, Tensor) and not _holds(item):
+                item = Tensor(item, device=like.device)  # numbers and arrays join the tensors' device
             parts.append(atleast_1d(unary(item, "r_")))
         if self.columns:
             return column_stack(parts) if all(p.ndim <= 2 for p in parts) else concat(parts, -1)
         return concat(parts, 0)
+
+
+def _holds(item) -> bool:
+    return isinstance(item, (list, tuple)) and holds_tensor(item)
 
 
 def _slice_values(s: slice) -> np.ndarray:
