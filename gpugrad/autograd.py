@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import graph
+from . import graph, tensor
 from .custom import Function, FunctionCtx
 from .graph import enable_grad, no_grad
 from .tensor import Tensor
@@ -104,3 +104,6 @@ def _leaves(outputs):
         elif t._rg and n is None:
             leaves.append(t)
     return leaves
+
+
+tensor.BOUND["backward"] = backward  # ``Tensor.backward`` (tensor.py imports no front end)

@@ -25,6 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from . import graph, tree
 from .tape import GradientTape
 from .tensor import Tensor, is_float
@@ -43,7 +45,10 @@ def _argnums(argnums, n):
                 f"differentiating with respect to argnums={argnums} requires at least {a + 1 if a >= 0 else -a} "
                 f"positional argument(s), but the function was called with {n}"
             )
-    return single, tuple(a % n for a in nums)
+    norm = tuple(a % n for a in nums)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"argnums={argnums} repeats an argument; give each argument once")
+    return single, norm
 
 
 # -- arguments as pytrees of Tensors ---------------------------------------------------------------
@@ -161,6 +166,8 @@ def _value_and_grad(f, args, argnums, has_aux, who):
         tape.watch(xs)
         out = f(*args)
     value, aux = _split_aux(out, has_aux, who)
+    if not isinstance(value, Tensor) and _is_number(value):
+        value = Tensor(value)  # a constant output: its gradient is 0
     if not isinstance(value, Tensor) or value.size != 1:
         shape = getattr(value, "shape", None)
         kind = f"shape {shape}" if shape is not None else type(value).__name__
@@ -168,6 +175,13 @@ def _value_and_grad(f, args, argnums, has_aux, who):
     gs = tape.gradient(value, xs, unconnected_gradients="zero")
     grads = _rebuild(parts, gs)
     return value, aux, (grads[0] if single else tuple(grads))
+
+
+def _is_number(x) -> bool:
+    """A Python or NumPy number, or a one-element NumPy array of numbers."""
+    if isinstance(x, (bool, int, float, np.generic)):
+        return True
+    return isinstance(x, np.ndarray) and x.size == 1
 
 
 def grad(f: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:

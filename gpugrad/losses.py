@@ -18,7 +18,7 @@ from .ops import loss as _L
 from .ops.base import check_devices
 from .ops.math import clip, log
 from .ops.reduce import mean, sum
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, as_tensor, holds_tensor
 
 REDUCTIONS = ("mean", "sum", "none", "sum_over_batch_size")
 
@@ -35,7 +35,9 @@ def _reduce(rows: Tensor, reduction: str) -> Tensor:
 
 def _pair(name, y_true, y_pred, same_shape=True):
     y_pred = as_tensor(y_pred)
-    y_true = y_true if isinstance(y_true, Tensor) else Tensor(y_true, device=y_pred.device)
+    if not isinstance(y_true, Tensor):  # a list holding Tensors is stacked, so its gradient flows
+        held = isinstance(y_true, (list, tuple)) and holds_tensor(y_true)
+        y_true = as_tensor(y_true) if held else Tensor(y_true, device=y_pred.device)
     if y_true.device != y_pred.device:
         check_devices(y_true, y_pred, name)
     if y_pred.ndim == 0:

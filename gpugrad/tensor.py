@@ -1,7 +1,8 @@
 """Tensor and Variable: an array on one device plus the few fields the graph needs.
 
-Operators and math methods are attached by :mod:`gpugrad.ops`, which keeps this module free of
-import cycles. A Tensor's array is never written in place; a Variable's ``assign`` swaps in a new
+Operators and math methods are attached by :mod:`gpugrad.ops`, and the few functions the methods
+here call are bound into :data:`BOUND` by the modules above, which keeps this module free of import
+cycles. A Tensor's array is never written in place; a Variable's ``assign`` swaps in a new
 array and bumps a version counter, so a recorded graph that still needs the old value raises
 instead of giving a wrong gradient.
 """
@@ -20,6 +21,10 @@ _SOLE_OWNER = 3  # sys.getrefcount(d) in Variable._update: the slot, the local n
 DEFAULT_FLOAT = np.dtype(np.float32)
 LIVE_VARIABLES: weakref.WeakSet = weakref.WeakSet()  # every Variable alive (gg.jit reads them as state)
 NEW_VARIABLE_HOOK = None  # set by gg.jit while it traces: Variables made then become its state too
+#: what the layers above bind here when they load, so this module imports none of them:
+#: ``gpugrad.ops`` binds 'to_device', 'cast' and the ops of NumPy's operator ufuncs (by op name),
+#: ``gpugrad.autograd`` binds 'backward'
+BOUND: dict = {}
 
 
 def is_float(dtype) -> bool:
@@ -116,9 +121,7 @@ class Tensor:
         if method == "__call__" and not kwargs and len(inputs) == 2:
             name = _OPERATOR_UFUNCS.get(ufunc.__name__)
             if name is not None:
-                from . import ops
-
-                return getattr(ops, name)(*inputs)
+                return BOUND[name](*inputs)
         if any(isinstance(o, Tensor) for o in kwargs.get("out", ())):
             raise TypeError(f"numpy.{ufunc.__name__}: a Tensor cannot be written to (out=); it is immutable")
         return getattr(ufunc, method)(*_host_args(inputs), **kwargs)
@@ -172,11 +175,9 @@ class Tensor:
     # -- devices ----------------------------------------------------------------------------------
     def to(self, device=None, dtype=None) -> Tensor:
         """A copy on ``device`` (and/or cast to ``dtype``); gradients flow through the move."""
-        from .ops import shape as _shape
-
         out = self
         if device is not None:
-            out = _shape.to_device(out, backend.normalize_device(device))
+            out = BOUND["to_device"](out, backend.normalize_device(device))
         if dtype is not None:
             out = out.astype(dtype)
         return out
@@ -235,14 +236,10 @@ class Tensor:
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
-        from .autograd import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
+        BOUND["backward"](self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def astype(self, dtype) -> Tensor:
-        from .ops import math as _math
-
-        return _math.cast(self, dtype)
+        return BOUND["cast"](self, dtype)
 
 
 class Variable(Tensor):
@@ -419,7 +416,7 @@ _OPERATOR_UFUNCS = {
     "add": "add", "subtract": "subtract", "multiply": "multiply", "divide": "divide",
     "true_divide": "divide", "power": "pow", "matmul": "matmul", "less": "less",
     "less_equal": "less_equal", "greater": "greater", "greater_equal": "greater_equal",
-    "equal": "equal", "not_equal": "not_equal",
+    "equal": "equal", "not_equal": "not_equal", "remainder": "mod", "floor_divide": "floor_divide",
 }
 
 
@@ -432,10 +429,22 @@ def _host_args(x):
     return x
 
 
+def holds_tensor(x) -> bool:
+    """Whether a (nested) list or tuple holds a Tensor anywhere."""
+    for v in x:
+        if isinstance(v, Tensor) or isinstance(v, (list, tuple)) and holds_tensor(v):
+            return True
+    return False
+
+
 def as_tensor(x, like: Tensor | None = None) -> Tensor:
-    """``x`` as a Tensor; a Python number takes ``like``'s float dtype and device."""
+    """``x`` as a Tensor; a Python number takes ``like``'s float dtype and device. A (nested) list
+    or tuple holding Tensors is stacked with recorded ops (``gpugrad.ops`` binds ``'stack'``), so
+    gradients reach them."""
     if isinstance(x, Tensor):
         return x
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return BOUND["stack"](x, "as_tensor")
     if like is not None and isinstance(x, (int, float, bool)):
         dt = like.dtype if is_float(like.dtype) else DEFAULT_FLOAT
         xp = backend.get_array_module(like.data)

@@ -2,9 +2,70 @@
 
 from __future__ import annotations
 
+from .. import tensor
 from ..tensor import Tensor
-from . import activation, creation, linalg, loss, math, reduce, shape  # noqa: F401
+from . import (  # noqa: F401,E501
+    activation,
+    arrange,
+    base,
+    creation,
+    decompose,
+    differences,
+    join,
+    linalg,
+    loss,
+    math,
+    math_extra,
+    matrix,
+    products,
+    reduce,
+    reduce_extra,
+    shape,
+    sorting,
+)
 from .activation import relu, sigmoid, tanh
+from .arrange import (  # noqa: F401
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
+    diag,
+    diagflat,
+    diagonal,
+    flatten,
+    flip,
+    fliplr,
+    flipud,
+    moveaxis,
+    pad,
+    ravel,
+    repeat,
+    roll,
+    rollaxis,
+    rot90,
+    select,
+    swapaxes,
+    tile,
+    trace,
+    tril,
+    triu,
+)
+from .differences import diff, gradient  # noqa: F401
+from .join import (  # noqa: F401
+    append,
+    array_split,
+    c_,
+    column_stack,
+    concatenate,
+    dsplit,
+    dstack,
+    hsplit,
+    hstack,
+    r_,
+    row_stack,
+    split,
+    vsplit,
+    vstack,
+)
 from .linalg import matmul
 from .math import (
     abs,
@@ -35,8 +96,57 @@ from .math import (
     tan,
     where,
 )
-from .reduce import logsumexp, max, mean, min, norm, sum
-from .select import argmax, argmin
+from .math_extra import (  # noqa: F401
+    angle,
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctan2,
+    arctanh,
+    around,
+    ceil,
+    conj,
+    conjugate,
+    cosh,
+    deg2rad,
+    degrees,
+    exp2,
+    fix,
+    floor,
+    floor_divide,
+    fmax,
+    fmin,
+    hypot,
+    imag,
+    isfinite,
+    isinf,
+    isnan,
+    log2,
+    log10,
+    logaddexp,
+    logaddexp2,
+    mod,
+    nan_to_num,
+    rad2deg,
+    radians,
+    real,
+    real_if_close,
+    reciprocal,
+    remainder,
+    rint,
+    round,
+    signbit,
+    sinc,
+    sinh,
+    trunc,
+)
+from .matrix import reduction_norm as norm
+from .products import cross, dot, einsum, inner, kron, outer, tensordot, vdot  # noqa: F401
+from .reduce import logsumexp, max, mean, min, sum
+from .reduce_extra import cumprod, cumsum, prod, std, var  # noqa: F401
+from .search import argmax, argmin
 from .shape import (
     broadcast_to,
     concat,
@@ -49,10 +159,13 @@ from .shape import (
     transpose,
 )
 from .softmax import log_softmax, softmax
+from .sorting import argpartition, argsort, partition, sort, take_along_axis  # noqa: F401
 
 
 def _install():
     T = Tensor
+    tensor.BOUND.update(to_device=shape.to_device, cast=math.cast, stack=base.stack_nested)
+    tensor.BOUND.update({name: globals()[name] for name in tensor._OPERATOR_UFUNCS.values()})
     T.__add__ = add
     T.__radd__ = math._radd
     T.__sub__ = subtract
@@ -93,7 +206,25 @@ def _install():
         self, (perm[0] if len(perm) == 1 and not isinstance(perm[0], int) else perm) or None
     )
     T.view = T.reshape
+    _install_numpy_methods(T)
     _install_torch_habits(T)
+
+
+def _install_numpy_methods(T):
+    """NumPy's ndarray methods and operators that the NumPy function set brings: ``%``, ``//``,
+    ``t.prod()``, ``t.cumsum()``, ``t.std()`` (NumPy's ``ddof=0``), ``t.ravel()``..."""
+    T.__mod__ = mod
+    T.__rmod__ = math_extra._rmod
+    T.__floordiv__ = floor_divide
+    T.__rfloordiv__ = math_extra._rfloordiv
+    for name, fn in [
+        ("prod", prod), ("cumsum", cumsum), ("cumprod", cumprod), ("std", std), ("var", var),
+        ("trace", trace), ("diagonal", diagonal), ("swapaxes", swapaxes), ("dot", dot), ("round", round),
+        ("argsort", argsort),
+    ]:
+        setattr(T, name, fn)
+    T.ravel = lambda self: ravel(self)
+    T.flatten = lambda self: ravel(self)
 
 
 def _install_torch_habits(T):

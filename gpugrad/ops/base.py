@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import backend
 from ..graph import record  # noqa: F401  (re-exported for the op modules)
-from ..tensor import DEFAULT_FLOAT, Tensor, _to_array, as_tensor, check_kind
+from ..tensor import DEFAULT_FLOAT, Tensor, _to_array, as_tensor, check_kind, holds_tensor  # noqa: F401
 
 SCALARS = (int, float)
 USE_KERNELS = os.environ.get("GPUGRAD_KERNELS", "1") != "0"
@@ -74,6 +74,8 @@ def _coerce(x, like: Tensor, op: str) -> Tensor:
         return as_tensor(float(x), like)
     if isinstance(x, bool):
         return as_tensor(x, like)
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return stack_nested(x, op)
     # a NumPy scalar or a list: its values decide its dtype, then the op promotes
     return Tensor._make(_to_array(x, None, like.device, what=op))
 
@@ -134,7 +136,42 @@ def to_float(x: Tensor) -> Tensor:
 
 
 def unary(x, op: str = "op") -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor._make(_to_array(x, what=op))
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return stack_nested(x, op)
+    return Tensor._make(_to_array(x, what=op))
+
+
+def stack_nested(x, op: str = "op", like: Tensor | None = None) -> Tensor:
+    """A (nested) list or tuple of Tensors and numbers as one Tensor, stacked with recorded ops so
+    the gradient reaches every Tensor in it (as HIPS autograd; never a constant)."""
+    if like is None:
+        like = _first_tensor(x)
+    if isinstance(x, Tensor):
+        return x
+    if not isinstance(x, (list, tuple)):
+        if isinstance(x, (bool, int, float)):
+            return as_tensor(x, like)
+        return _coerce(x, like, op)
+    if not x:
+        raise ValueError(f"{op}: an empty list cannot be stacked with tensors of shape {like.shape}")
+    parts = [stack_nested(v, op, like) for v in x]
+    shapes = {p.shape for p in parts}
+    if len(shapes) > 1:
+        raise ValueError(f"{op}: a list of tensors of different shapes {sorted(shapes)} cannot be made one tensor")
+    return (_SHAPE or _load_shape()).stack(parts)
+
+
+def _first_tensor(x):
+    for v in x:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, (list, tuple)):
+            t = _first_tensor(v)
+            if t is not None:
+                return t
+    return None
 
 
 def broadcast_error(op: str, a, b) -> ValueError:
@@ -147,36 +184,26 @@ def unbroadcast(g: Tensor, x) -> Tensor | None:
     """Sum ``g`` back to the shape of ``x`` (the input it flows to) after NumPy broadcasting.
 
     Leading axes that broadcasting added are summed away; axes where ``x`` had length 1 are
-    summed with keepdims. Written in gpugrad ops, so it differentiates again.
+    summed with keepdims. Recorded (``shape.sum_to``), so it differentiates again.
     """
     if not isinstance(x, Tensor):
         return None
     shape = x.data.shape
-    gshape = g.data.shape
-    if gshape == shape:
+    if g.data.shape == shape:
         return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1
-    )
-    ops = _OPS or _load_ops()
-    if axes:
-        g = ops.reduce.sum(g, axis=axes, keepdims=False)
-    if g.data.shape != shape:
-        g = ops.shape.reshape(g, shape)
-    return g
+    return (_SHAPE or _load_shape()).sum_to(g, shape)
 
 
-_OPS = None
+_SHAPE = None
 
 
-def _load_ops():
-    """The ops package, bound on first use (the op modules import this one)."""
-    global _OPS
-    from .. import ops
+def _load_shape():
+    """:mod:`gpugrad.ops.shape`, bound on first use (it imports this module)."""
+    global _SHAPE
+    from . import shape
 
-    _OPS = ops
-    return ops
+    _SHAPE = shape
+    return shape
 
 
 _ALL_AXES = [tuple(range(n)) for n in range(33)]

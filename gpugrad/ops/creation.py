@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import DEFAULT_FLOAT, Tensor, shared
+from .base import holds_tensor, stack_nested
 
 
 def _dev(device):
@@ -54,7 +55,13 @@ def from_numpy(array) -> Tensor:
 
 def asarray(data, dtype=None, device=None) -> Tensor:
     """A Tensor sharing memory with ``data`` where no cast or move is needed (``torch.as_tensor``);
-    a copy otherwise."""
+    a copy otherwise. A (nested) list or tuple holding Tensors is stacked with recorded ops, so
+    gradients reach those Tensors (NumPy code's ``np.asarray([x, y])``)."""
+    if isinstance(data, (list, tuple)) and holds_tensor(data):
+        t = stack_nested(data, "asarray")
+        if device is not None:
+            t = t.to(device)
+        return t if dtype is None else t.astype(dtype)
     if isinstance(data, Tensor) and dtype is None and device is None:
         return data
     return shared(data, dtype=dtype, device=device)

@@ -80,10 +80,14 @@ def _div_bwd(g, out, need):
 def _pow_bwd(g, out, need):
     a, b = out._node.inputs
     ga = gb = None
-    if need[0]:
-        ga = unbroadcast(g * b * a ** (b - 1), a)
-    if need[1] and not isinstance(a, Tensor):  # constant base: d(a**x)/dx = ln(a) a**x
-        gb = unbroadcast(g * out * float(np.log(a)), b)
+    if need[0]:  # b·a^(b−1), with the exponent 1 where b = 0 (so d/dx x**0 is 0 at x = 0, every order)
+        if isinstance(b, Tensor):
+            e = where(b == 0, 1.0, b - 1)
+        else:
+            e = b - 1 if b != 0 else 1
+        ga = unbroadcast(g * b * a**e, a)
+    if need[1] and not isinstance(a, Tensor):  # constant base: d(a**x)/dx = ln(a) a**x (0 where a ≤ 0)
+        gb = unbroadcast(g * out * (float(np.log(a)) if a > 0 else 0.0), b)
     elif need[1]:
         pos = a > 0
         safe = where(pos, a, 1.0)

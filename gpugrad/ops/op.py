@@ -43,7 +43,7 @@ import numpy as np
 from .. import backend
 from ..graph import record
 from ..tensor import Tensor, as_tensor
-from .base import USE_KERNELS, check_devices
+from .base import USE_KERNELS, check_devices, holds_tensor, stack_nested
 
 __all__ = ["Op", "KernelOp", "Context"]
 
@@ -253,7 +253,10 @@ def as_inputs(inputs, name: str) -> tuple:
                 "arguments by keyword"
             )
         else:
-            x = as_tensor(x, like) if like is not None else as_tensor(x)
+            if isinstance(x, (list, tuple)) and holds_tensor(x):
+                x = stack_nested(x, name)
+            else:
+                x = as_tensor(x, like) if like is not None else as_tensor(x)
             if like is None:
                 like = x
         out.append(x)

@@ -120,9 +120,10 @@ def logsumexp(x, axis=None, keepdims=False):
 
 
 def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
-    """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0."""
+    """The 2-norm (Frobenius for several axes): sqrt(Σ x²); the gradient at 0 is taken as 0.
+    (``gg.norm`` takes every ``ord``: :func:`gpugrad.ops.matrix.reduction_norm`.)"""
     if ord not in (None, 2, "euclidean", "fro"):
-        raise ValueError(f"norm: only the 2-norm is supported, got ord={ord!r}")
+        raise ValueError(f"norm: this is the 2-norm, got ord={ord!r}")
     x = to_float(unary(x, "norm"))
     axes = normalize_axis(axis, x.ndim)
     d = x.data

@@ -105,6 +105,27 @@ def broadcast_to(x, shape, scale=None) -> Tensor:
     return record(out, (x,), bwd, "broadcast_to")
 
 
+def sum_to(g, shape) -> Tensor:
+    """``g`` summed back to ``shape`` after NumPy broadcasting: leading axes that broadcasting added
+    are summed away, axes where ``shape`` has length 1 are summed. The transpose of
+    :func:`broadcast_to` (each is the other's backward)."""
+    g = unary(g, "sum_to")
+    gshape = g.data.shape
+    shape = tuple(shape)
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
+    out = g.data.sum(axis=axes) if axes else g.data
+    if out.shape != shape:
+        out = out.reshape(shape)
+
+    def bwd(gg, o, need):
+        return (broadcast_to(gg, gshape),)
+
+    return record(out, (g,), bwd, "sum_to")
+
+
 def _same_device(tensors, op):
     for t in tensors[1:]:
         if type(t.data) is not type(tensors[0].data):
