@@ -18,11 +18,23 @@ _cupy_checked = False
 _cuda_ok: bool | None = None
 
 
+def simulated() -> bool:
+    """True when ``GPUGRAD_SIMULATE_CUDA`` asks for the simulated CUDA device
+    (:mod:`gpugrad.testing.simulated_cuda`) in place of CuPy."""
+    return os.environ.get("GPUGRAD_SIMULATE_CUDA", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def cupy():
-    """The CuPy module, or None where it is not installed (imported once, on first need)."""
+    """The CuPy module, or None where it is not installed (imported once, on first need). With
+    ``GPUGRAD_SIMULATE_CUDA=1``, the simulated device's stand-in for it."""
     global _cupy, _cupy_checked
     if not _cupy_checked:
         _cupy_checked = True
+        if simulated():
+            from .testing import simulated_cuda  # noqa: PLC0415
+
+            _cupy = simulated_cuda.install()
+            return _cupy
         try:
             import cupy as cp  # noqa: PLC0415
 

@@ -1,0 +1,6 @@
+"""Simulated ``cupy.cuda.driver``: its error type."""
+
+from ..._device import CUDADriverError  # noqa: F401
+
+CUDA_ERROR_INVALID_VALUE = 1
+CUDA_ERROR_NOT_FOUND = 500
