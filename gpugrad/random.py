@@ -51,9 +51,17 @@ def _draw(method, shape, dtype, device, seed, *args):
         arr = backend.host_array(getattr(g, method), *args, size=shape).astype(dt, copy=False)
     else:
         with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-            arr = backend.host_array(getattr(g, method), *args, size=shape,
-                                     dtype=dt if method != "randint" else None).astype(dt)
+            arr = backend.host_array(getattr(g, method), *args, size=shape, dtype=_cupy_draw_dtype(method, dt))
+            arr = arr.astype(dt, copy=False)
     return Tensor._make(arr)
+
+
+def _cupy_draw_dtype(method: str, dt: np.dtype) -> np.dtype:
+    """The dtype CuPy draws in for ``dt``: its float draws take float32 or float64 only, and
+    ``randint`` an integer dtype (the result is then cast to ``dt``, as on the CPU)."""
+    if method == "randint":
+        return dt if dt.kind in "iu" else np.dtype(np.int64)
+    return dt if dt.char in "fd" else np.dtype(np.float32 if dt.itemsize <= 4 else np.float64)
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:
