@@ -53,6 +53,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     """A simulated ``cupy.ndarray``: ``ndarray(shape, dtype=float, memptr=None, strides=None, order='C')``."""
 
     __slots__ = ("_a", "_dev", "__weakref__")
+    __array_priority__ = 100
 
     def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C") -> None:
         shape = (int(shape),) if np.isscalar(shape) else tuple(int(s) for s in shape)
@@ -238,6 +239,10 @@ class ndarray:  # noqa: N801 - CuPy's name
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         from . import cupy as cp  # noqa: PLC0415
 
+        out = kwargs.get("out", ())
+        for x in (*inputs, *(out if isinstance(out, tuple) else (out,))):
+            if _foreign_ufunc(x):
+                return NotImplemented  # another array type's own __array_ufunc__ takes it, as with CuPy
         fn = getattr(cp, ufunc.__name__, None)
         if fn is None:
             return NotImplemented
@@ -345,6 +350,11 @@ _BINARY = {
 _COMPARE = {"lt": "less", "le": "less_equal", "gt": "greater", "ge": "greater_equal", "eq": "equal", "ne": "not_equal"}
 
 
+def _foreign_ufunc(x) -> bool:
+    """Whether ``x`` is another array type with a NumPy ufunc protocol of its own."""
+    return not isinstance(x, (ndarray, np.ndarray, np.generic)) and hasattr(x, "__array_ufunc__")
+
+
 def _ufunc_call(name: str, args: tuple, **kwargs):
     from . import cupy as cp  # noqa: PLC0415
 
@@ -355,13 +365,17 @@ def _binary(op: str, reflected: bool = False, inplace: bool = False):
     name = _BINARY.get(op) or _COMPARE[op]
 
     def method(self, other):
-        if isinstance(other, np.ndarray):
-            raise TypeError(f"Unsupported type {type(other)}")
-        if not isinstance(other, (ndarray, int, float, complex, bool, np.generic)):
-            return NotImplemented
-        if inplace:
-            return _ufunc_call(name, (self, other), out=self)
-        return _ufunc_call(name, (other, self) if reflected else (self, other))
+        args = (other, self) if reflected else (self, other)
+        kw = {"out": self} if inplace else {}
+        if _foreign_ufunc(other):
+            # CuPy defers to another array type through NumPy's ufunc protocol (NEP 13)
+            if type(other).__array_ufunc__ is None:
+                return NotImplemented
+            return getattr(np, name)(*args, **kw)
+        if not isinstance(other, (ndarray, np.ndarray, int, float, complex, bool, np.generic)):
+            if getattr(other, "__array_priority__", 0) > ndarray.__array_priority__:
+                return NotImplemented
+        return _ufunc_call(name, args, **kw)
 
     return method
 
@@ -422,7 +436,8 @@ def unwrap_index(key):
     if isinstance(key, ndarray):
         return key._a
     if isinstance(key, np.ndarray):
-        raise TypeError(f"Unsupported type {type(key)}")
+        D.h2d()  # CuPy copies a host index array to the device
+        return key
     if isinstance(key, tuple):
         return tuple(unwrap_index(k) for k in key)
     if isinstance(key, list):

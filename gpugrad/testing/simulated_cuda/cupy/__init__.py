@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _device as D
-from .._array import call, ndarray, new_result, to_device, wrap_view
+from .._array import call, ndarray, new_result, to_device, unwrap_index, wrap_view
 from . import cuda, random, testing  # noqa: F401
 
 __version__ = "14.0.0+simulated"
@@ -87,8 +87,12 @@ class ufunc:  # noqa: N801 - CuPy's name
         """In place on ``a``: ``a[indices] op= b``, repeated indices accumulating."""
         if not isinstance(a, ndarray):
             raise TypeError(f"Unsupported type {type(a)}")
-        args = (a, indices) if b is None else (a, indices, b)
-        call(f"{self.__name__}_at", lambda *xs, out=None: self._uf.at(*xs), args, {"out": a})
+        idx = unwrap_index(indices)  # host index arrays are copied over, as in indexing
+        uf = self._uf
+        if b is None:
+            call(f"{self.__name__}_at", lambda x, out=None: uf.at(x, idx), (a,), {"out": a})
+        else:
+            call(f"{self.__name__}_at", lambda x, y, out=None: uf.at(x, idx, y), (a, b), {"out": a})
 
 
 _UFUNCS = (

@@ -31,9 +31,7 @@ class HostLibrary:
     ) -> str:
         """Runs kernel ``name``; ``values`` are ctypes objects, one per parameter. Returns "" or the
         harness's error."""
-        ptrs = (ctypes.c_void_p * max(1, len(values)))(
-            *[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values]
-        )
+        ptrs = (ctypes.c_void_p * max(1, len(values)))(*[ctypes.addressof(v) for v in values])
         err = ctypes.create_string_buffer(512)
         rc = self.lib.gg_launch(
             name.encode(),
