@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ... import _device as D
-from . import compiler, driver, graph, memory, runtime  # noqa: F401
+from . import compiler, driver, graph, memory, nccl, runtime  # noqa: F401
 from .memory import Memory, MemoryPointer, OutOfMemoryError, get_allocator, set_allocator  # noqa: F401
 from .stream import Event, ExternalStream, Stream, get_current_stream, get_elapsed_time  # noqa: F401
 
