@@ -123,6 +123,38 @@ def checked(fn, *args) -> None:
         hook(fn, args)
 
 
+_deferred: list = []  # (0-d device bool array: the check failed, function making the error's message)
+_DEFERRED_MAX = 32
+
+
+def defer_check(failed, message) -> None:
+    """A value check of device arrays whose verdict stays on the device: ``failed`` is a 0-d device
+    bool array, ``message()`` makes the text of the ``ValueError`` raised when it is true. Nothing
+    is read back now, so the host keeps running ahead of the GPU; the error is raised at the next
+    read of a device value (``Tensor.numpy``/``item``/``float``, a move to the CPU,
+    ``gg.cuda.synchronize``), as a CUDA device assert surfaces at the next synchronization. At most
+    a few dozen checks wait: the next one reads them all."""
+    _deferred.append((failed, message))
+    if len(_deferred) >= _DEFERRED_MAX:
+        raise_deferred()
+
+
+def raise_deferred() -> None:
+    """Raise the first failed deferred check (see :func:`defer_check`), reading all in one go."""
+    if not _deferred:
+        return
+    pending = _deferred[:]
+    _deferred.clear()
+    cp = cupy()
+    try:
+        verdicts = cp.stack([f.reshape(()) for f, _ in pending]).get()
+    except ValueError:  # flags on several devices
+        verdicts = [bool(f.get()) for f, _ in pending]
+    for failed, (_, message) in zip(verdicts, pending):
+        if failed:
+            raise ValueError(message())
+
+
 def host_value(fn):
     """``fn()``: Python numbers computed on the host (a learning rate, a step count). While a
     compiled step traces, ``fn`` is also recorded to run again at every replay, and its numbers
@@ -213,6 +245,7 @@ def to_device(a, dev: str):
     if here == dev:
         return a
     if dev == "cpu":
+        raise_deferred()
         return a.get()
     cp = cupy()
     with cp.cuda.Device(int(dev.split(":")[1])):

@@ -83,3 +83,57 @@ def test_dropout_draws_float32_uniforms_for_float32_inputs(monkeypatch):
     y = layer(x, training=True)
     assert y.dtype == np.float32
     assert seen == [np.dtype(np.float32)]
+
+
+# ------------------------------------------------------------------------------ device-to-host reads
+
+
+def _w2(batch: int = 64):
+    """The W2 workload: 784 -> 256 relu -> 10, sparse softmax cross-entropy from logits, SGD."""
+    rng = np.random.default_rng(0)
+    params = [
+        gg.Variable(gg.constant(rng.standard_normal((784, 256)).astype(np.float32) * 0.05, device="cuda")),
+        gg.Variable(gg.zeros((256,), device="cuda")),
+        gg.Variable(gg.constant(rng.standard_normal((256, 10)).astype(np.float32) * 0.05, device="cuda")),
+        gg.Variable(gg.zeros((10,), device="cuda")),
+    ]
+    x = gg.constant(rng.standard_normal((batch, 784)).astype(np.float32), device="cuda")
+    y = gg.constant(rng.integers(0, 10, batch), device="cuda")
+    opt = gg.optimizers.SGD(0.1)
+
+    def step():
+        with gg.GradientTape() as tape:
+            h = gg.relu(gg.matmul(x, params[0]) + params[1])
+            z = gg.matmul(h, params[2]) + params[3]
+            loss = gg.losses.sparse_categorical_crossentropy(y, z, from_logits=True)
+        opt.apply_gradients(zip(tape.gradient(loss, params), params))
+        return loss
+
+    return step
+
+
+def test_eager_w2_step_reads_nothing_back():
+    sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
+    if not sim.enabled():
+        pytest.skip("counts the simulated device's reads")
+    step = _w2()
+    step()
+    step()
+    with sim.counters() as c:
+        loss = step()
+    assert c.syncs == 0, c
+    assert c.launches > 0
+    with sim.counters() as c:
+        loss.numpy()
+    assert c.syncs == 2  # the deferred label check's verdict, then the value
+
+
+def test_a_bad_label_raises_at_the_next_read():
+    z = gg.zeros((2, 3), device="cuda")
+    loss = gg.losses.sparse_categorical_crossentropy(gg.constant([0, 7], device="cuda"), z, from_logits=True)
+    with pytest.raises(ValueError, match="label 7 is out of range for 3 classes"):
+        loss.numpy()
+    gg.losses.sparse_categorical_crossentropy(gg.constant([0, -1], device="cuda"), z, from_logits=True)
+    with pytest.raises(ValueError, match="label -1 is out of range"):
+        gg.cuda.synchronize()
+    gg.cuda.synchronize()  # reported once
