@@ -147,3 +147,32 @@ def test_gpu_environment_query_survives_a_missing_nvrtc():
     info = gpu_env.cuda_info()
     assert "error" not in info, info
     assert info["multiprocessors"] > 0 and isinstance(info["nvrtc"], str)
+
+
+def test_jitted_step_is_one_graph_launch_and_no_reads():
+    sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
+    if not sim.enabled():
+        pytest.skip("counts the simulated device's launches")
+    rng = np.random.default_rng(1)
+    x = gg.constant(rng.standard_normal((64, 20)).astype(np.float32), device="cuda")
+    labels = gg.constant(rng.integers(0, 10, 64), device="cuda")
+    shapes = ((20, 32), (32,), (32, 10), (10,))
+    ws = [gg.Variable(gg.constant(rng.standard_normal(s).astype(np.float32) * 0.1, device="cuda")) for s in shapes]
+
+    @gg.jit
+    def step(x, labels):
+        with gg.GradientTape() as tape:
+            z = gg.relu(x @ ws[0] + ws[1]) @ ws[2] + ws[3]
+            loss = gg.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
+        for w, g in zip(ws, tape.gradient(loss, ws)):
+            w.assign_sub(0.1 * g)
+        return loss
+
+    for _ in range(3):
+        step(x, labels)
+    with sim.counters() as c:
+        loss = step(x, labels)
+    assert (c.graph_launches, c.syncs, c.h2d) == (1, 0, 0), c
+    # outside the graph: the two inputs copied into its buffers, the loss copied out
+    assert c.by_kernel["cupy_setitem"] == 2 and c.by_kernel["cupy_copy"] == 1, c.by_kernel
+    assert np.isfinite(loss.numpy())
