@@ -395,6 +395,9 @@ def _step_line(name: str, s: dict[str, Any]) -> str:
     parts = [f"{k} {v['median_ms']:.3g} ms" if "median_ms" in v else f"{k} {str(next(iter(v.values())))[:60]}"
              for k, v in cases.items()]
     text = f"B={d.get('batch')}: " + ", ".join(parts)
+    graph = d.get("cuda_graph")
+    if graph is not None:
+        text += f"; CUDA graph {'used' if graph.get('used') else 'NOT used'}"
     for key, label in (("gpu_over_cpu", "GPU/CPU"), ("vs_torch", "vs torch"), ("jit_over_eager", "jit/eager"),
                        ("jit_vs_torch", "jit vs torch")):
         if d.get(key) is not None:

@@ -176,3 +176,17 @@ def test_jitted_step_is_one_graph_launch_and_no_reads():
     # outside the graph: the two inputs copied into its buffers, the loss copied out
     assert c.by_kernel["cupy_setitem"] == 2 and c.by_kernel["cupy_copy"] == 1, c.by_kernel
     assert np.isfinite(loss.numpy())
+
+
+def test_gpu_check_records_whether_the_jit_used_a_cuda_graph(tmp_path):
+    import json
+
+    from bench import gpu_steps
+
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"steps": {}}))
+    gpu_steps.step_w2_jit(gpu_steps.Writer(record, "w2_jit"), "cuda", 64, budget_s=0.05)
+    data = json.loads(record.read_text())["steps"]["w2_jit"]["data"]
+    assert isinstance(data["cuda_graph"]["used"], bool), data
+    if not data["cuda_graph"]["used"]:
+        assert data["cuda_graph"]["warnings"], data  # why it was not
