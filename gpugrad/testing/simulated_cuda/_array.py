@@ -65,7 +65,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         if mem is None:
             raise ValueError("the memory pointer has no allocation")
         offset = memptr.ptr - mem.ptr
-        buf = mem.buf[offset:]
+        buf = mem._buf[offset:]
         if strides is None:
             arr = np.ndarray(shape, dtype, buffer=buf, order=order)
         else:
@@ -92,7 +92,7 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     @property
     def data(self) -> D.MemoryPointer:
-        return D.MemoryPointer(None, ptr=D.address(self._a)) if self._a.size else D.MemoryPointer(None, ptr=0)
+        return D.MemoryPointer._at(D.address(self._a) if self._a.size else 0, self._dev)
 
     @property
     def base(self):
@@ -277,7 +277,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     def copy(self, order="C"):
         return new_result("cupy_copy", self._a.copy(order=order), self._dev, self.nbytes)
 
-    def view(self, dtype=None, array_class=None):
+    def view(self, dtype=None, type=None):  # noqa: A002 - CuPy's name
         return wrap_view(self._a.view() if dtype is None else self._a.view(dtype), self._dev)
 
     def fill(self, value) -> None:

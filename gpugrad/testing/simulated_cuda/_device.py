@@ -34,19 +34,34 @@ COMPUTE_CAPABILITY = (9, 0)
 
 
 class CUDARuntimeError(RuntimeError):
-    """As ``cupy_backends.cuda.api.runtime.CUDARuntimeError``: ``status`` is the cudaError_t."""
+    """As ``cupy_backends.cuda.api.runtime.CUDARuntimeError(status)``: ``status`` is the cudaError_t."""
 
-    def __init__(self, status: int, name: str, detail: str = "") -> None:
-        self.status = status
-        super().__init__(f"{name}{': ' + detail if detail else ''}")
+    def __init__(self, status: int) -> None:
+        self.status = int(status)
+        super().__init__(_RUNTIME_ERRORS.get(self.status, f"cudaError {self.status}"))
 
 
 class CUDADriverError(RuntimeError):
-    """As ``cupy_backends.cuda.api.driver.CUDADriverError``: ``status`` is the CUresult."""
+    """As ``cupy_backends.cuda.api.driver.CUDADriverError(status)``: ``status`` is the CUresult."""
 
-    def __init__(self, status: int, name: str, detail: str = "") -> None:
-        self.status = status
-        super().__init__(f"{name}{': ' + detail if detail else ''}")
+    def __init__(self, status: int) -> None:
+        self.status = int(status)
+        super().__init__(_DRIVER_ERRORS.get(self.status, f"CUresult {self.status}"))
+
+
+def runtime_error(status: int, detail: str = "") -> CUDARuntimeError:
+    """A ``CUDARuntimeError`` whose message also says what the simulated device refused."""
+    exc = CUDARuntimeError(status)
+    if detail:
+        exc.args = (f"{exc.args[0]} ({detail})",)
+    return exc
+
+
+def driver_error(status: int, detail: str = "") -> CUDADriverError:
+    exc = CUDADriverError(status)
+    if detail:
+        exc.args = (f"{exc.args[0]} ({detail})",)
+    return exc
 
 
 class OutOfMemoryError(MemoryError):
@@ -61,11 +76,31 @@ class OutOfMemoryError(MemoryError):
 # cudaError_t / CUresult values the simulator raises
 ERR_INVALID_VALUE = 1
 ERR_INVALID_DEVICE = 101
+ERR_INVALID_HANDLE = 400
+ERR_ILLEGAL_STATE = 401
 ERR_CAPTURE_UNSUPPORTED = 900
 ERR_CAPTURE_INVALIDATED = 901
 ERR_CAPTURE_UNMATCHED = 903
 CU_INVALID_VALUE = 1
 CU_NOT_FOUND = 500
+CU_LAUNCH_FAILED = 719
+
+_RUNTIME_ERRORS = {
+    ERR_INVALID_VALUE: "cudaErrorInvalidValue: invalid argument",
+    ERR_INVALID_DEVICE: "cudaErrorInvalidDevice: invalid device ordinal",
+    ERR_INVALID_HANDLE: "cudaErrorInvalidResourceHandle: invalid resource handle",
+    ERR_ILLEGAL_STATE: "cudaErrorIllegalState: the operation cannot be performed in the present state",
+    ERR_CAPTURE_UNSUPPORTED: "cudaErrorStreamCaptureUnsupported: operation not permitted when stream is capturing",
+    ERR_CAPTURE_INVALIDATED: (
+        "cudaErrorStreamCaptureInvalidated: operation failed due to a previous error during capture"
+    ),
+    ERR_CAPTURE_UNMATCHED: "cudaErrorStreamCaptureUnmatched: capture was not initiated in this stream",
+}
+_DRIVER_ERRORS = {
+    CU_INVALID_VALUE: "CUDA_ERROR_INVALID_VALUE: invalid argument",
+    CU_NOT_FOUND: "CUDA_ERROR_NOT_FOUND: named symbol not found",
+    CU_LAUNCH_FAILED: "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
+}
 
 
 # ------------------------------------------------------------------------------ counters
@@ -153,7 +188,7 @@ DEVICE_COUNT = 1
 def check_device(i: int) -> int:
     i = int(i)
     if not 0 <= i < DEVICE_COUNT:
-        raise CUDARuntimeError(ERR_INVALID_DEVICE, "cudaErrorInvalidDevice", "invalid device ordinal")
+        raise CUDARuntimeError(ERR_INVALID_DEVICE)
     return i
 
 
@@ -161,29 +196,48 @@ def check_device(i: int) -> int:
 
 
 class Memory:
-    """One device allocation: ``buf`` is its host memory, ``ptr`` its address."""
+    """As ``cupy.cuda.Memory(size)``: one device allocation of ``size`` bytes (host memory here), on
+    the current device; ``ptr`` is its address."""
 
-    __slots__ = ("buf", "size", "device_id", "__weakref__")
+    __slots__ = ("_buf", "size", "device_id", "__weakref__")
 
-    def __init__(self, buf: np.ndarray, device_id: int) -> None:
-        self.buf = buf
-        self.size = buf.nbytes
-        self.device_id = device_id
+    def __init__(self, size: int) -> None:
+        size = int(size)
+        if size < 0:
+            raise ValueError("negative allocation size")
+        pool.reserve(size)
+        try:
+            buf = np.empty(max(size, 1), np.uint8)
+        except MemoryError:
+            pool.release(size)
+            raise OutOfMemoryError(size, pool.used, pool.limit) from None
+        weakref.finalize(buf, _release, size)
+        count("allocations")
+        self._buf = buf
+        self.size = size
+        self.device_id = state.device
 
     @property
     def ptr(self) -> int:
-        return address(self.buf)
+        return address(self._buf)
 
 
 class MemoryPointer:
-    """As ``cupy.cuda.MemoryPointer``: an allocation and an offset into it."""
+    """As ``cupy.cuda.MemoryPointer(mem, offset)``: an allocation and an offset into it."""
 
     __slots__ = ("mem", "ptr", "device_id")
 
-    def __init__(self, mem: Memory | None, offset: int = 0, ptr: int | None = None) -> None:
+    def __init__(self, mem: Memory, offset: int) -> None:
         self.mem = mem
-        self.device_id = mem.device_id if mem is not None else state.device
-        self.ptr = ptr if ptr is not None else (mem.ptr + offset if mem is not None else 0)
+        self.device_id = mem.device_id
+        self.ptr = mem.ptr + int(offset)
+
+    @classmethod
+    def _at(cls, ptr: int, device_id: int) -> MemoryPointer:
+        """A pointer into memory this module did not allocate itself (an array's data)."""
+        mp = cls.__new__(cls)
+        mp.mem, mp.ptr, mp.device_id = None, int(ptr), device_id
+        return mp
 
     @property
     def device(self) -> Any:
@@ -195,7 +249,7 @@ class MemoryPointer:
         return self.ptr
 
     def __add__(self, offset: int) -> MemoryPointer:
-        return MemoryPointer(self.mem, ptr=self.ptr + int(offset))
+        return MemoryPointer._at(self.ptr + int(offset), self.device_id)
 
 
 def address(a: np.ndarray) -> int:
@@ -241,24 +295,8 @@ def adopt(root: np.ndarray) -> None:
     count("allocations")
 
 
-def raw_alloc(nbytes: int, device_id: int) -> Memory:
-    """A fresh allocation of ``nbytes`` (checked against the device's memory)."""
-    nbytes = int(nbytes)
-    if nbytes < 0:
-        raise ValueError("negative allocation size")
-    pool.reserve(max(nbytes, 0))
-    try:
-        buf = np.empty(max(nbytes, 1), np.uint8)
-    except MemoryError:
-        pool.release(nbytes)
-        raise OutOfMemoryError(nbytes, pool.used, pool.limit) from None
-    weakref.finalize(buf, _release, nbytes)
-    count("allocations")
-    return Memory(buf, device_id)
-
-
 def default_malloc(nbytes: int) -> MemoryPointer:
-    return MemoryPointer(raw_alloc(nbytes, state.device))
+    return MemoryPointer(Memory(nbytes), 0)
 
 
 allocator: list[Callable[[int], MemoryPointer] | None] = [None]
@@ -301,11 +339,7 @@ def refuse_in_capture(what: str) -> None:
     if _captures:
         for cap in _captures:
             cap.invalid = cap.invalid or what
-        raise CUDARuntimeError(
-            ERR_CAPTURE_UNSUPPORTED,
-            "cudaErrorStreamCaptureUnsupported",
-            f"operation not permitted when stream is capturing ({what})",
-        )
+        raise runtime_error(ERR_CAPTURE_UNSUPPORTED, what)
 
 
 def run(name: str, fn: Callable[[], None], read: int, written: int) -> None:

@@ -158,7 +158,7 @@ class RawModule:
                 path = B.build_source(self.code, names, tag="module", include_dirs=_include_dirs(self.options))
             except B.HostCompileError as exc:
                 if self._resources is None and want is not None:
-                    raise D.CUDADriverError(D.CU_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found") from exc
+                    raise D.driver_error(D.CU_NOT_FOUND, want) from exc
                 raise CompileException(exc.log or str(exc), self.code, "kernel.cu", self.options, "host") from None
             self._names = names
             self._lib = HostLibrary(path)
@@ -168,7 +168,7 @@ class RawModule:
         lib = self._load(name)
         params = lib.params(name)
         if params is None:
-            raise D.CUDADriverError(D.CU_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", "named symbol not found")
+            raise D.driver_error(D.CU_NOT_FOUND, name)
         res = (self._resources or {}).get(name, {"smem": 0, "regs": 0})
         return RawKernel._bound(self, name, lib, params, res)
 
@@ -230,11 +230,9 @@ class RawKernel:
         self._ensure()
         value = int(value)
         if value < 0 or value + self._static > D.SMEM_PER_BLOCK_OPTIN:
-            raise D.CUDADriverError(
+            raise D.driver_error(
                 D.CU_INVALID_VALUE,
-                "CUDA_ERROR_INVALID_VALUE",
-                f"invalid argument (max_dynamic_shared_size_bytes {value} + static {self._static} "
-                f"> {D.SMEM_PER_BLOCK_OPTIN})",
+                f"max_dynamic_shared_size_bytes {value} + static {self._static} > {D.SMEM_PER_BLOCK_OPTIN}",
             )
         self._max_dyn = value
 
@@ -255,8 +253,8 @@ class RawKernel:
     # ---------------------------------------------------------------- launch
 
     def _invalid(self, why: str) -> D.CUDADriverError:
-        detail = f"invalid argument ({self.name}: {why})"
-        return D.CUDADriverError(D.CU_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", detail)
+        detail = f"{self.name}: {why}"
+        return D.driver_error(D.CU_INVALID_VALUE, detail)
 
     def __call__(self, grid, block, args, *, shared_mem: int = 0, enable_cooperative_groups: bool = False) -> None:
         self._ensure()
@@ -313,7 +311,7 @@ class RawKernel:
         def go(keep: list = keep) -> None:  # keep: the arrays stay alive while a graph holds the launch
             err = lib.launch(name, g, b, smem, values)
             if err:
-                raise D.CUDADriverError(719, "CUDA_ERROR_LAUNCH_FAILED", f"unspecified launch failure ({name}: {err})")
+                raise D.driver_error(D.CU_LAUNCH_FAILED, f"{name}: {err}")
 
         D.run(name, go, read, written)
 

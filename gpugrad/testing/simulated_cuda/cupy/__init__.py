@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _device as D
-from .._array import call, ndarray, new_result, to_device, unwrap_index, wrap_view
+from .. import _device as _D
+from .._array import call as _call
+from .._array import ndarray
+from .._array import new_result as _new_result
+from .._array import to_device as _to_device
+from .._array import unwrap_index as _unwrap_index
+from .._array import wrap_view as _wrap_view
 from . import cuda, random, testing  # noqa: F401
 
 __version__ = "14.0.0+simulated"
@@ -69,30 +74,30 @@ class ufunc:  # noqa: N801 - CuPy's name
         return f"<ufunc '{self.__name__}'>"
 
     def __call__(self, *args, **kwargs):
-        return call(self.__name__, self._uf, args, kwargs)
+        return _call(self.__name__, self._uf, args, kwargs)
 
     def reduce(self, *args, **kwargs):
-        return call(f"{self.__name__}_reduce", self._uf.reduce, args, kwargs)
+        return _call(f"{self.__name__}_reduce", self._uf.reduce, args, kwargs)
 
     def accumulate(self, *args, **kwargs):
-        return call(f"{self.__name__}_accumulate", self._uf.accumulate, args, kwargs)
+        return _call(f"{self.__name__}_accumulate", self._uf.accumulate, args, kwargs)
 
     def reduceat(self, *args, **kwargs):
-        return call(f"{self.__name__}_reduceat", self._uf.reduceat, args, kwargs)
+        return _call(f"{self.__name__}_reduceat", self._uf.reduceat, args, kwargs)
 
     def outer(self, *args, **kwargs):
-        return call(f"{self.__name__}_outer", self._uf.outer, args, kwargs)
+        return _call(f"{self.__name__}_outer", self._uf.outer, args, kwargs)
 
     def at(self, a, indices, b=None) -> None:
         """In place on ``a``: ``a[indices] op= b``, repeated indices accumulating."""
         if not isinstance(a, ndarray):
             raise TypeError(f"Unsupported type {type(a)}")
-        idx = unwrap_index(indices)  # host index arrays are copied over, as in indexing
+        idx = _unwrap_index(indices)  # host index arrays are copied over, as in indexing
         uf = self._uf
         if b is None:
-            call(f"{self.__name__}_at", lambda x, out=None: uf.at(x, idx), (a,), {"out": a})
+            _call(f"{self.__name__}_at", lambda x, out=None: uf.at(x, idx), (a,), {"out": a})
         else:
-            call(f"{self.__name__}_at", lambda x, y, out=None: uf.at(x, idx, y), (a, b), {"out": a})
+            _call(f"{self.__name__}_at", lambda x, y, out=None: uf.at(x, idx, y), (a, b), {"out": a})
 
 
 _UFUNCS = (
@@ -102,7 +107,7 @@ _UFUNCS = (
     "rad2deg degrees radians greater greater_equal less less_equal not_equal equal logical_and logical_or "
     "logical_xor logical_not maximum minimum fmax fmin isfinite isinf isnan signbit copysign nextafter ldexp frexp "
     "modf floor ceil trunc bitwise_and bitwise_or bitwise_xor bitwise_not invert left_shift right_shift gcd lcm "
-    "heaviside conj conjugate spacing matmul"
+    "heaviside conj conjugate matmul"
 )
 for _name in _UFUNCS.split():
     globals()[_name] = ufunc(getattr(np, _name), _name)
@@ -112,7 +117,7 @@ def _function(name: str, fn=None):
     fn = getattr(np, name) if fn is None else fn
 
     def f(*args, **kwargs):
-        return call(name, fn, args, kwargs)
+        return _call(name, fn, args, kwargs)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"Simulated ``cupy.{name}`` (NumPy's, on device arrays)."
@@ -142,7 +147,7 @@ def copyto(dst, src, casting="same_kind", where=True) -> None:
     """``dst[...] = src`` on the device (``src`` a device array or a scalar)."""
     if not isinstance(dst, ndarray):
         raise TypeError(f"Unsupported type {type(dst)}")
-    call(
+    _call(
         "copyto",
         lambda d, s, out=None, **kw: np.copyto(d, s, **kw),
         (dst, src),
@@ -151,7 +156,7 @@ def copyto(dst, src, casting="same_kind", where=True) -> None:
 
 
 def put_along_axis(arr, indices, values, axis) -> None:
-    call(
+    _call(
         "put_along_axis",
         lambda a, i, v, out=None: np.put_along_axis(a, i, v, axis),
         (arr, indices, values),
@@ -163,7 +168,7 @@ def put_along_axis(arr, indices, values, axis) -> None:
 
 
 def _current() -> int:
-    return D.state.device
+    return _D.state.device
 
 
 def empty(shape, dtype=float, order="C") -> ndarray:
@@ -190,8 +195,8 @@ def full(shape, fill_value, dtype=None, order="C") -> ndarray:
     return a
 
 
-def empty_like(a, dtype=None, order="K", subok=None, shape=None) -> ndarray:
-    return _like_impl(a, dtype, shape, lambda s, d: empty(s, d))
+def empty_like(prototype, dtype=None, order="K", subok=None, shape=None) -> ndarray:
+    return _like_impl(prototype, dtype, shape, lambda s, d: empty(s, d))
 
 
 def zeros_like(a, dtype=None, order="K", subok=None, shape=None) -> ndarray:
@@ -221,32 +226,32 @@ def _made(name: str, fn):
     def f(*args, **kwargs):
         kwargs.pop("like", None)
         res = fn(*args, **kwargs)
-        return new_result(f"cupy_{name}", np.asarray(res), _current(), 0)
+        return _new_result(f"cupy_{name}", np.asarray(res), _current(), 0)
 
     f.__name__ = f.__qualname__ = name
     return f
 
 
-for _name in ("arange", "linspace", "logspace", "geomspace", "eye", "identity", "tri"):
+for _name in ("arange", "linspace", "logspace", "eye", "identity", "tri"):
     globals()[_name] = _made(_name, getattr(np, _name))
 
 
-def asarray(a, dtype=None, order=None, *, blocking=False) -> ndarray:
+def asarray(a, dtype=None, order=None, *, copy=None, blocking=False) -> ndarray:
     """``a`` on the current device: a device array as it is (cast when ``dtype`` differs), host data copied."""
     if isinstance(a, ndarray):
         if dtype is None or np.dtype(dtype) == a.dtype:
-            return a
+            return a.copy() if copy else a
         return a.astype(dtype)
     if hasattr(a, "__cuda_array_interface__"):
         raise TypeError(f"Unsupported type {type(a)}")
-    return to_device(a, _current(), dtype=dtype, order=order or "K")
+    return _to_device(a, _current(), dtype=dtype, order=order or "K")
 
 
 def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocking=False) -> ndarray:
     if isinstance(obj, ndarray):
         res = obj.astype(obj.dtype if dtype is None else dtype, copy=copy) if copy or dtype else obj
     else:
-        res = to_device(obj, _current(), dtype=dtype, order=order)
+        res = _to_device(obj, _current(), dtype=dtype, order=order)
     while res.ndim < ndmin:
         res = res[None]
     return res
@@ -260,13 +265,13 @@ def ascontiguousarray(a, dtype=None) -> ndarray:
         raise TypeError(f"Unsupported type {type(a)}")
     if a.flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
         return a
-    return call("ascontiguousarray", np.ascontiguousarray, (a,), {"dtype": dtype})
+    return _call("ascontiguousarray", np.ascontiguousarray, (a,), {"dtype": dtype})
 
 
 def asfortranarray(a, dtype=None) -> ndarray:
     if not isinstance(a, ndarray):
         raise TypeError(f"Unsupported type {type(a)}")
-    return call("asfortranarray", np.asfortranarray, (a,), {"dtype": dtype})
+    return _call("asfortranarray", np.asfortranarray, (a,), {"dtype": dtype})
 
 
 def asnumpy(a, stream=None, order="C", out=None, blocking=True):
@@ -293,14 +298,14 @@ def from_dlpack(x) -> ndarray:
     """A device array sharing the memory of ``x`` (a simulated device array or its DLPack capsule
     exporter); host (CPU) DLPack data is refused as CuPy refuses it."""
     if isinstance(x, ndarray):
-        return wrap_view(x._a, x._dev)
+        return _wrap_view(x._a, x._dev)
     dev = getattr(x, "__dlpack_device__", None)
     if dev is None:
         raise TypeError(f"Unsupported type {type(x)}")
     kind, idx = dev()
     if int(kind) != 2:
         raise RuntimeError("CuPy can only import DLPack tensors that reside on a CUDA device")
-    return wrap_view(np.from_dlpack(x), int(idx))
+    return _wrap_view(np.from_dlpack(x), int(idx))
 
 
 fromDlpack = from_dlpack  # noqa: N816 - CuPy's old name

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _device as D
-from .._array import new_result
+from .. import _device as _D
+from .._array import new_result as _new_result
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -34,7 +34,7 @@ class RandomState:
         self._rs = np.random.RandomState(None if seed is None else int(seed) % 2**32)
 
     def _out(self, name: str, values: np.ndarray, dtype) -> object:
-        return new_result(f"cupy_random_{name}", values.astype(dtype, copy=False), D.state.device, 0)
+        return _new_result(f"cupy_random_{name}", values.astype(dtype, copy=False), _D.state.device, 0)
 
     def normal(self, loc=0.0, scale=1.0, size=None, dtype=float):
         dt = _float_dtype(dtype)
@@ -43,8 +43,8 @@ class RandomState:
     def standard_normal(self, size=None, dtype=float):
         return self.normal(0.0, 1.0, size, dtype)
 
-    def randn(self, *size, dtype=float):
-        return self.normal(0.0, 1.0, size, dtype)
+    def randn(self, *size, **kwarg):
+        return self.normal(0.0, 1.0, size, kwarg.get("dtype", float))
 
     def uniform(self, low=0.0, high=1.0, size=None, dtype=float):
         dt = _float_dtype(dtype)
@@ -53,10 +53,8 @@ class RandomState:
     def random_sample(self, size=None, dtype=float):
         return self.uniform(0.0, 1.0, size, dtype)
 
-    random = random_sample
-
-    def rand(self, *size, dtype=float):
-        return self.uniform(0.0, 1.0, size, dtype)
+    def rand(self, *size, **kwarg):
+        return self.uniform(0.0, 1.0, size, kwarg.get("dtype", float))
 
     def randint(self, low, high=None, size=None, dtype="l"):
         info = np.iinfo(dtype)  # as cupy.iinfo: a dtype that is not an integer type raises ValueError
@@ -67,10 +65,10 @@ class RandomState:
         vals = self._rs.randint(low, high, _shape(size), dtype=np.int64)
         return self._out("randint", np.asarray(vals), np.dtype(dtype))
 
-    def permutation(self, num):
-        if not np.isscalar(num):
+    def permutation(self, a):
+        if not np.isscalar(a):
             raise TypeError("permutation takes an int on the simulated device")
-        return self._out("permutation", self._rs.permutation(int(num)), np.int64)
+        return self._out("permutation", self._rs.permutation(int(a)), np.int64)
 
     def choice(self, a, size=None, replace=True, p=None):
         if not np.isscalar(a):
@@ -109,17 +107,17 @@ def randint(low, high=None, size=None, dtype="l"):
     return get_random_state().randint(low, high, size, dtype)
 
 
-def rand(*size, dtype=float):
-    return get_random_state().rand(*size, dtype=dtype)
+def rand(*size, **kwarg):
+    return get_random_state().rand(*size, **kwarg)
 
 
-def randn(*size, dtype=float):
-    return get_random_state().randn(*size, dtype=dtype)
+def randn(*size, **kwarg):
+    return get_random_state().randn(*size, **kwarg)
 
 
 def random_sample(size=None, dtype=float):
     return get_random_state().random_sample(size, dtype)
 
 
-def permutation(num):
-    return get_random_state().permutation(num)
+def permutation(a):
+    return get_random_state().permutation(a)

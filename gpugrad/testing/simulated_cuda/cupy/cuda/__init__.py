@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ... import _device as D
+from ... import _device as _D
 from . import compiler, driver, graph, memory, nccl, runtime  # noqa: F401
-from .memory import Memory, MemoryPointer, OutOfMemoryError, get_allocator, set_allocator  # noqa: F401
+from .memory import Memory, MemoryPointer, get_allocator, set_allocator  # noqa: F401
 from .stream import Event, ExternalStream, Stream, get_current_stream, get_elapsed_time  # noqa: F401
 
 
@@ -17,8 +17,8 @@ class Device:
 
     def __init__(self, device=None) -> None:
         if device is None:
-            device = D.state.device
-        self.id = D.check_device(int(device))
+            device = _D.state.device
+        self.id = _D.check_device(int(device))
         self._saved: list[int] = []
 
     def __repr__(self) -> str:
@@ -34,22 +34,22 @@ class Device:
         return hash(("cuda-device", self.id))
 
     def __enter__(self) -> Device:
-        self._saved.append(D.state.device)
-        D.state.device = self.id
+        self._saved.append(_D.state.device)
+        _D.state.device = self.id
         return self
 
     def __exit__(self, *exc) -> None:
-        D.state.device = self._saved.pop()
+        _D.state.device = self._saved.pop()
 
     def use(self) -> None:
-        D.state.device = self.id
+        _D.state.device = self.id
 
     def synchronize(self) -> None:
-        D.synchronize("cudaDeviceSynchronize")
+        _D.synchronize("cudaDeviceSynchronize")
 
     @property
     def compute_capability(self) -> str:
-        return f"{D.COMPUTE_CAPABILITY[0]}{D.COMPUTE_CAPABILITY[1]}"
+        return f"{_D.COMPUTE_CAPABILITY[0]}{_D.COMPUTE_CAPABILITY[1]}"
 
     @property
     def attributes(self) -> dict[str, int]:
@@ -65,4 +65,4 @@ class Device:
 
 
 def get_device_id() -> int:
-    return D.state.device
+    return _D.state.device

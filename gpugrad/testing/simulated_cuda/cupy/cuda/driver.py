@@ -3,4 +3,3 @@
 from ..._device import CUDADriverError  # noqa: F401
 
 CUDA_ERROR_INVALID_VALUE = 1
-CUDA_ERROR_NOT_FOUND = 500

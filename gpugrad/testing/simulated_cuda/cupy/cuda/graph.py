@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ... import _device as D
+from ... import _device as _D
 
 
 class Graph:
@@ -12,19 +12,15 @@ class Graph:
     def __init__(self, nodes: list) -> None:
         self._nodes = list(nodes)
 
-    @property
-    def num_nodes(self) -> int:
-        return len(self._nodes)
-
     def upload(self, stream=None) -> None:
         pass
 
     def launch(self, stream=None) -> None:
-        cap = D.capturing()
+        cap = _D.capturing()
         if cap is not None:  # a child graph of the one being captured
             cap.record("graph", lambda: self.launch(), 0, 0)
             return
         for name, fn, read, written in self._nodes:
             fn()
-            D.count_launch(name, read, written, in_graph=True)
-        D.count("graph_launches")
+            _D.count_launch(name, read, written, in_graph=True)
+        _D.count("graph_launches")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ... import _device as D
+from ... import _device as _D
 from ..._device import Memory, MemoryPointer, OutOfMemoryError  # noqa: F401
 
 
@@ -13,13 +11,13 @@ class MemoryPool:
     caps it (an allocation past the cap, or past the device's memory, raises ``OutOfMemoryError``)."""
 
     def malloc(self, size: int) -> MemoryPointer:
-        return D.default_malloc(size)
+        return _D.default_malloc(size)
 
     def used_bytes(self) -> int:
-        return D.pool.used
+        return _D.pool.used
 
     def total_bytes(self) -> int:
-        return D.pool.used
+        return _D.pool.used
 
     def free_bytes(self) -> int:
         return 0
@@ -32,14 +30,14 @@ class MemoryPool:
 
     def set_limit(self, size: int | None = None, fraction: float | None = None) -> None:
         if fraction is not None:
-            size = int(D.TOTAL_MEMORY * fraction)
-        D.pool.limit = int(size or 0)
+            size = int(_D.TOTAL_MEMORY * fraction)
+        _D.pool.limit = int(size or 0)
 
     def get_limit(self) -> int:
-        return D.pool.limit
+        return _D.pool.limit
 
 
-class PinnedMemoryPool:
+class _PinnedMemoryPool:
     def free_all_blocks(self) -> None:
         pass
 
@@ -48,21 +46,21 @@ class PinnedMemoryPool:
 
 
 _default_pool = MemoryPool()
-_pinned_pool = PinnedMemoryPool()
+_pinned_pool = _PinnedMemoryPool()
 
 
 def alloc(size: int) -> MemoryPointer:
-    return D.malloc(size)
+    return _D.malloc(size)
 
 
 def malloc_managed(size: int) -> MemoryPointer:
-    return D.default_malloc(size)
+    return _D.default_malloc(size)
 
 
-def set_allocator(allocator: Callable[[int], MemoryPointer] | None = None) -> None:
+def set_allocator(allocator=None) -> None:
     """Allocations go through ``allocator(nbytes)`` (None: the default pool)."""
-    D.allocator[0] = None if allocator is None or allocator == _default_pool.malloc else allocator
+    _D.allocator[0] = None if allocator is None or allocator == _default_pool.malloc else allocator
 
 
-def get_allocator() -> Callable[[int], MemoryPointer]:
-    return D.allocator[0] or _default_pool.malloc
+def get_allocator():
+    return _D.allocator[0] or _default_pool.malloc

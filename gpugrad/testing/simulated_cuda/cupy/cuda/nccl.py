@@ -3,12 +3,12 @@ given by address as CuPy's binding takes it. A world of one needs no MPI."""
 
 from __future__ import annotations
 
-import ctypes
-import os
+import ctypes as _ctypes
+import os as _os
 
-import numpy as np
+import numpy as _np
 
-from ... import _device as D
+from ... import _device as _D
 
 available = True
 
@@ -27,8 +27,8 @@ NCCL_PROD = 1
 NCCL_MAX = 2
 NCCL_MIN = 3
 
-_DTYPES = {0: np.int8, 1: np.uint8, 2: np.int32, 3: np.uint32, 4: np.int64, 5: np.uint64, 6: np.float16,
-           7: np.float32, 8: np.float64}
+_DTYPES = {0: _np.int8, 1: _np.uint8, 2: _np.int32, 3: _np.uint32, 4: _np.int64, 5: _np.uint64, 6: _np.float16,
+           7: _np.float32, 8: _np.float64}
 
 
 class NcclError(RuntimeError):
@@ -42,15 +42,15 @@ def get_version() -> int:
 
 
 def get_unique_id() -> bytes:
-    return os.urandom(128)
+    return _os.urandom(128)
 
 
-def _view(ptr: int, count: int, datatype: int) -> np.ndarray:
-    dt = np.dtype(_DTYPES[datatype])
+def _view(ptr: int, count: int, datatype: int) -> _np.ndarray:
+    dt = _np.dtype(_DTYPES[datatype])
     if count == 0:
-        return np.empty(0, dt)
-    raw = (ctypes.c_char * (count * dt.itemsize)).from_address(int(ptr))
-    return np.frombuffer(raw, dtype=dt)
+        return _np.empty(0, dt)
+    raw = (_ctypes.c_char * (count * dt.itemsize)).from_address(int(ptr))
+    return _np.frombuffer(raw, dtype=dt)
 
 
 def _mpi_op(op: int):
@@ -66,7 +66,7 @@ class NcclCommunicator:
     def __init__(self, ndev: int, commId, rank: int) -> None:  # noqa: N803 - CuPy's names
         if not isinstance(commId, (bytes, tuple)):
             raise TypeError("commId must be the id from get_unique_id()")
-        self._n, self._rank, self._dev = int(ndev), int(rank), D.state.device
+        self._n, self._rank, self._dev = int(ndev), int(rank), _D.state.device
         self._comm = None
         if self._n > 1:
             from mpi4py import MPI  # noqa: PLC0415
@@ -92,7 +92,7 @@ class NcclCommunicator:
         self._comm = None
 
     def _run(self, name: str, fn, nbytes_in: int, nbytes_out: int) -> None:
-        D.run(name, fn, nbytes_in, nbytes_out)
+        _D.run(name, fn, nbytes_in, nbytes_out)
 
     def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream) -> None:  # noqa: N802
         send, recv = _view(sendbuf, count, datatype), _view(recvbuf, count, datatype)

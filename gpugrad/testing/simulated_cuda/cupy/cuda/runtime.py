@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ... import _device as D
+from ... import _device as _D
 from ..._device import CUDARuntimeError  # noqa: F401
 
 is_hip = False
@@ -24,35 +24,31 @@ cudaDevAttrMemoryClockRate = 36
 cudaDevAttrGlobalMemoryBusWidth = 37
 cudaDevAttrL2CacheSize = 38
 cudaDevAttrMaxThreadsPerMultiProcessor = 39
-cudaDevAttrComputeCapabilityMajor = 75
-cudaDevAttrComputeCapabilityMinor = 76
 cudaDevAttrMaxSharedMemoryPerMultiprocessor = 81
 cudaDevAttrMaxRegistersPerMultiprocessor = 82
 cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
 
 _VALUES = {
-    "cudaDevAttrMaxThreadsPerBlock": D.MAX_THREADS_PER_BLOCK,
-    "cudaDevAttrMaxBlockDimX": D.MAX_BLOCK_DIM[0],
-    "cudaDevAttrMaxBlockDimY": D.MAX_BLOCK_DIM[1],
-    "cudaDevAttrMaxBlockDimZ": D.MAX_BLOCK_DIM[2],
-    "cudaDevAttrMaxGridDimX": D.MAX_GRID_DIM[0],
-    "cudaDevAttrMaxGridDimY": D.MAX_GRID_DIM[1],
-    "cudaDevAttrMaxGridDimZ": D.MAX_GRID_DIM[2],
-    "cudaDevAttrMaxSharedMemoryPerBlock": D.SMEM_PER_BLOCK,
+    "cudaDevAttrMaxThreadsPerBlock": _D.MAX_THREADS_PER_BLOCK,
+    "cudaDevAttrMaxBlockDimX": _D.MAX_BLOCK_DIM[0],
+    "cudaDevAttrMaxBlockDimY": _D.MAX_BLOCK_DIM[1],
+    "cudaDevAttrMaxBlockDimZ": _D.MAX_BLOCK_DIM[2],
+    "cudaDevAttrMaxGridDimX": _D.MAX_GRID_DIM[0],
+    "cudaDevAttrMaxGridDimY": _D.MAX_GRID_DIM[1],
+    "cudaDevAttrMaxGridDimZ": _D.MAX_GRID_DIM[2],
+    "cudaDevAttrMaxSharedMemoryPerBlock": _D.SMEM_PER_BLOCK,
     "cudaDevAttrTotalConstantMemory": 65536,
-    "cudaDevAttrWarpSize": D.WARP_SIZE,
+    "cudaDevAttrWarpSize": _D.WARP_SIZE,
     "cudaDevAttrMaxRegistersPerBlock": 65536,
     "cudaDevAttrClockRate": 1980000,
-    "cudaDevAttrMultiProcessorCount": D.SM_COUNT,
+    "cudaDevAttrMultiProcessorCount": _D.SM_COUNT,
     "cudaDevAttrMemoryClockRate": 2619000,
     "cudaDevAttrGlobalMemoryBusWidth": 5120,
-    "cudaDevAttrL2CacheSize": D.L2_BYTES,
+    "cudaDevAttrL2CacheSize": _D.L2_BYTES,
     "cudaDevAttrMaxThreadsPerMultiProcessor": 2048,
-    "cudaDevAttrComputeCapabilityMajor": D.COMPUTE_CAPABILITY[0],
-    "cudaDevAttrComputeCapabilityMinor": D.COMPUTE_CAPABILITY[1],
-    "cudaDevAttrMaxSharedMemoryPerMultiprocessor": D.SMEM_PER_SM,
+    "cudaDevAttrMaxSharedMemoryPerMultiprocessor": _D.SMEM_PER_SM,
     "cudaDevAttrMaxRegistersPerMultiprocessor": 65536,
-    "cudaDevAttrMaxSharedMemoryPerBlockOptin": D.SMEM_PER_BLOCK_OPTIN,
+    "cudaDevAttrMaxSharedMemoryPerBlockOptin": _D.SMEM_PER_BLOCK_OPTIN,
 }
 
 
@@ -64,45 +60,45 @@ _BY_CODE = {globals()[name]: value for name, value in _VALUES.items()}
 
 
 def getDeviceCount() -> int:  # noqa: N802 - CuPy's names
-    return D.DEVICE_COUNT
+    return _D.DEVICE_COUNT
 
 
 def getDevice() -> int:  # noqa: N802
-    return D.state.device
+    return _D.state.device
 
 
 def setDevice(device: int) -> None:  # noqa: N802
-    D.state.device = D.check_device(device)
+    _D.state.device = _D.check_device(device)
 
 
 def deviceGetAttribute(attrib: int, device: int) -> int:  # noqa: N802
-    D.check_device(device)
+    _D.check_device(device)
     if attrib not in _BY_CODE:
-        raise CUDARuntimeError(D.ERR_INVALID_VALUE, "cudaErrorInvalidValue", "invalid argument")
+        raise CUDARuntimeError(_D.ERR_INVALID_VALUE)
     return _BY_CODE[attrib]
 
 
 def getDeviceProperties(device: int) -> dict:  # noqa: N802
-    D.check_device(device)
+    _D.check_device(device)
     return {
-        "name": D.DEVICE_NAME.encode(),
-        "totalGlobalMem": D.TOTAL_MEMORY,
-        "sharedMemPerBlock": D.SMEM_PER_BLOCK,
-        "sharedMemPerBlockOptin": D.SMEM_PER_BLOCK_OPTIN,
-        "sharedMemPerMultiprocessor": D.SMEM_PER_SM,
+        "name": _D.DEVICE_NAME.encode(),
+        "totalGlobalMem": _D.TOTAL_MEMORY,
+        "sharedMemPerBlock": _D.SMEM_PER_BLOCK,
+        "sharedMemPerBlockOptin": _D.SMEM_PER_BLOCK_OPTIN,
+        "sharedMemPerMultiprocessor": _D.SMEM_PER_SM,
         "regsPerBlock": 65536,
-        "warpSize": D.WARP_SIZE,
-        "maxThreadsPerBlock": D.MAX_THREADS_PER_BLOCK,
-        "maxThreadsDim": D.MAX_BLOCK_DIM,
-        "maxGridSize": D.MAX_GRID_DIM,
+        "warpSize": _D.WARP_SIZE,
+        "maxThreadsPerBlock": _D.MAX_THREADS_PER_BLOCK,
+        "maxThreadsDim": _D.MAX_BLOCK_DIM,
+        "maxGridSize": _D.MAX_GRID_DIM,
         "clockRate": 1980000,
         "memoryClockRate": 2619000,
         "memoryBusWidth": 5120,
         "totalConstMem": 65536,
-        "major": D.COMPUTE_CAPABILITY[0],
-        "minor": D.COMPUTE_CAPABILITY[1],
-        "multiProcessorCount": D.SM_COUNT,
-        "l2CacheSize": D.L2_BYTES,
+        "major": _D.COMPUTE_CAPABILITY[0],
+        "minor": _D.COMPUTE_CAPABILITY[1],
+        "multiProcessorCount": _D.SM_COUNT,
+        "l2CacheSize": _D.L2_BYTES,
         "maxThreadsPerMultiProcessor": 2048,
         "pciBusID": 0x18 + device,
         "pciDeviceID": 0,
@@ -123,8 +119,8 @@ def driverGetVersion() -> int:  # noqa: N802
 
 
 def deviceSynchronize() -> None:  # noqa: N802
-    D.synchronize("cudaDeviceSynchronize")
+    _D.synchronize("cudaDeviceSynchronize")
 
 
 def memGetInfo() -> tuple[int, int]:  # noqa: N802
-    return D.TOTAL_MEMORY - D.pool.used, D.TOTAL_MEMORY
+    return _D.TOTAL_MEMORY - _D.pool.used, _D.TOTAL_MEMORY

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from ... import _device as D
+from ... import _device as _D
 from .graph import Graph
 
 _ptrs = itertools.count(0x5000)
@@ -17,12 +17,12 @@ class Stream:
 
     null: Stream
 
-    def __init__(self, null: bool = False, non_blocking: bool = False, priority: int = 0) -> None:
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False, priority: int = 0) -> None:
         self.ptr = 0 if null else next(_ptrs)
-        self.device_id = D.state.device
+        self.device_id = _D.state.device
         self.non_blocking = non_blocking
         self.priority = priority
-        self._capture: D.Capture | None = None
+        self._capture: _D.Capture | None = None
 
     def __repr__(self) -> str:
         return f"<Stream {self.ptr:#x} (device {self.device_id})>"
@@ -34,14 +34,14 @@ class Stream:
         return hash(("cuda-stream", self.ptr))
 
     def __enter__(self) -> Stream:
-        D.state.streams.append(self)
+        _D.state.streams.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        D.state.streams.pop()
+        _D.state.streams.pop()
 
     def use(self) -> Stream:
-        D.state.streams[:] = [self]
+        _D.state.streams[:] = [self]
         return self
 
     @property
@@ -49,7 +49,7 @@ class Stream:
         return True
 
     def synchronize(self) -> None:
-        D.synchronize("cudaStreamSynchronize")
+        _D.synchronize("cudaStreamSynchronize")
 
     def record(self, event: Event | None = None) -> Event:
         event = Event() if event is None else event
@@ -60,7 +60,7 @@ class Stream:
         pass
 
     def add_callback(self, callback, arg) -> None:
-        D.refuse_in_capture("a stream callback")
+        _D.refuse_in_capture("a stream callback")
         callback(self, 0, arg)
 
     def is_capturing(self) -> bool:
@@ -70,28 +70,20 @@ class Stream:
         """Start recording the work queued on this stream into a graph (nothing runs until it is
         launched). The null stream cannot capture."""
         if self.ptr == 0:
-            raise D.CUDARuntimeError(
-                D.ERR_CAPTURE_UNSUPPORTED, "cudaErrorStreamCaptureUnsupported", "the null stream cannot capture"
-            )
+            raise _D.runtime_error(_D.ERR_CAPTURE_UNSUPPORTED, "the null stream cannot capture")
         if self._capture is not None:
-            raise D.CUDARuntimeError(D.ERR_INVALID_VALUE, "cudaErrorIllegalState", "the stream is already capturing")
-        self._capture = D.Capture(self)
-        D._captures.append(self._capture)
+            raise _D.runtime_error(_D.ERR_ILLEGAL_STATE, "the stream is already capturing")
+        self._capture = _D.Capture(self)
+        _D._captures.append(self._capture)
 
     def end_capture(self) -> Graph:
         cap = self._capture
         if cap is None:
-            raise D.CUDARuntimeError(
-                D.ERR_CAPTURE_UNMATCHED, "cudaErrorStreamCaptureUnmatched", "the stream is not capturing"
-            )
+            raise _D.CUDARuntimeError(_D.ERR_CAPTURE_UNMATCHED)
         self._capture = None
-        D._captures.remove(cap)
+        _D._captures.remove(cap)
         if cap.invalid:
-            raise D.CUDARuntimeError(
-                D.ERR_CAPTURE_INVALIDATED,
-                "cudaErrorStreamCaptureInvalidated",
-                f"the capture was invalidated by {cap.invalid}",
-            )
+            raise _D.runtime_error(_D.ERR_CAPTURE_INVALIDATED, f"invalidated by {cap.invalid}")
         return Graph(cap.nodes)
 
 
@@ -105,7 +97,7 @@ class ExternalStream(Stream):
 
 
 def get_current_stream(device_id: int | None = None) -> Stream:
-    return D.state.streams[-1] if D.state.streams else Stream.null
+    return _D.state.streams[-1] if _D.state.streams else Stream.null
 
 
 class Event:
@@ -123,11 +115,11 @@ class Event:
         return True
 
     def synchronize(self) -> None:
-        D.synchronize("cudaEventSynchronize")
+        _D.synchronize("cudaEventSynchronize")
 
 
 def get_elapsed_time(start_event: Event, end_event: Event) -> float:
     """Milliseconds between two recorded events."""
     if start_event._t is None or end_event._t is None or start_event.disable_timing:
-        raise D.CUDARuntimeError(D.ERR_INVALID_VALUE, "cudaErrorInvalidResourceHandle", "invalid resource handle")
+        raise _D.CUDARuntimeError(_D.ERR_INVALID_HANDLE)
     return (end_event._t - start_event._t) * 1000.0

@@ -4,20 +4,21 @@ each). Like CuPy's ufuncs they take device arrays and scalars only: anything els
 
 from __future__ import annotations
 
-import math
+import math as _math
 
 import numpy as np
 
-from ...._array import call, ndarray
+from ...._array import call as _call
+from ...._array import ndarray as _ndarray
 
-_erf = np.frompyfunc(math.erf, 1, 1)
-_erfc = np.frompyfunc(math.erfc, 1, 1)
-_lgamma = np.frompyfunc(math.lgamma, 1, 1)
+_erf = np.frompyfunc(_math.erf, 1, 1)
+_erfc = np.frompyfunc(_math.erfc, 1, 1)
+_lgamma = np.frompyfunc(_math.lgamma, 1, 1)
 
 
 def _special(name: str, fn):
     def f(x, out=None):
-        if not isinstance(x, (ndarray, int, float, np.generic)):
+        if not isinstance(x, (_ndarray, int, float, np.generic)):
             raise TypeError(f"Unsupported type {type(x)}")
 
         def compute(a, out=None):
@@ -29,7 +30,7 @@ def _special(name: str, fn):
                 return out
             return res
 
-        return call(name, compute, (x,), {} if out is None else {"out": out})
+        return _call(name, compute, (x,), {} if out is None else {"out": out})
 
     f.__name__ = name
     return f
