@@ -139,6 +139,27 @@ def defer_check(failed, message) -> None:
         raise_deferred()
 
 
+def read(a):
+    """A host (NumPy) copy of the device array ``a``, in one device-to-host read that also brings
+    back the verdicts of waiting deferred checks (see :func:`defer_check`); a failed one raises."""
+    if not _deferred:
+        return a.get()
+    cp = cupy()
+    pending = _deferred[:]
+    try:
+        flags = cp.stack([f.reshape(()) for f, _ in pending]).astype(np.uint8)
+        packed = cp.concatenate([flags, cp.ascontiguousarray(a).reshape(-1).view(np.uint8)])
+    except ValueError:  # flags or the array on several devices
+        raise_deferred()
+        return a.get()
+    _deferred.clear()
+    host = packed.get()
+    for failed, (_, message) in zip(host[: len(pending)], pending):
+        if failed:
+            raise ValueError(message())
+    return host[len(pending):].view(a.dtype).reshape(a.shape)
+
+
 def raise_deferred() -> None:
     """Raise the first failed deferred check (see :func:`defer_check`), reading all in one go."""
     if not _deferred:
@@ -245,8 +266,7 @@ def to_device(a, dev: str):
     if here == dev:
         return a
     if dev == "cpu":
-        raise_deferred()
-        return a.get()
+        return read(a)
     cp = cupy()
     with cp.cuda.Device(int(dev.split(":")[1])):
         return cp.asarray(a)

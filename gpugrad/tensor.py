@@ -88,8 +88,7 @@ class Tensor:
         never changes), a copy for GPU tensors and Variables."""
         d = self.data
         if backend.is_cupy_array(d):
-            backend.raise_deferred()
-            return d.get()
+            return backend.read(d)
         return np.array(d) if self._is_var else _readonly(d)
 
     def item(self):
