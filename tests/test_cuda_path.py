@@ -213,3 +213,16 @@ def test_fit_reads_once_per_progress_update(monkeypatch):
     with sim.counters() as c:
         model.fit(x, y, epochs=2, batch_size=64, verbose=1)
     assert 0 < c.syncs <= len(lines), (c.syncs, len(lines))  # one read per line shown, at most
+
+
+def test_float32_subnormal_results_where_the_backends_differ():
+    """CuPy compiles every kernel with ``-ftz=true``: on a GPU a float32 result below 1.18e-38 is
+    flushed to 0. The CPU (and the simulated device, which runs the kernels on the CPU) keeps the
+    subnormal. Exactly this differs; normal values agree."""
+    x = np.array([-88.0, -80.0, 0.0], np.float32)  # sigmoid: 6.1e-39 (subnormal), 1.8e-35, 0.5
+    cpu = gg.sigmoid(gg.constant(x)).numpy()
+    gpu = gg.sigmoid(gg.constant(x, device="cuda")).numpy()
+    assert 0 < cpu[0] < np.finfo(np.float32).tiny
+    np.testing.assert_allclose(gpu[1:], cpu[1:], rtol=1e-6)
+    sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
+    assert gpu[0] == (cpu[0] if sim.enabled() else 0.0)
