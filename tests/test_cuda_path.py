@@ -226,3 +226,20 @@ def test_float32_subnormal_results_where_the_backends_differ():
     np.testing.assert_allclose(gpu[1:], cpu[1:], rtol=1e-6)
     sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
     assert gpu[0] == (cpu[0] if sim.enabled() else 0.0)
+
+
+def test_simulated_counts_of_the_workloads_and_kernel_ops():
+    sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
+    if not sim.enabled():
+        pytest.skip("counts on the simulated device")
+    from bench import sim_counts
+
+    eager = sim_counts.count_workload("W2", 64, "gpugrad")
+    jitted = sim_counts.count_workload("W2", 64, "gpugrad-jit")
+    assert eager["syncs"] == jitted["syncs"] == 0
+    assert eager["graph_launches"] == 0 and jitted["graph_launches"] == 1
+    assert 0 < jitted["launches"] < eager["launches"]
+    assert eager["floor_bytes"] == 784 * 64 * 4 + 64 * 8 + 2 * 4 * (784 * 256 + 256 + 256 * 10 + 10) + 4
+    ops = {r["what"].split()[0]: r for r in sim_counts.count_ops()}
+    assert all(r["launches"] == 1 and r["syncs"] == 0 for r in ops.values()), ops
+    assert "| W2 B=64 | gpugrad |" in sim_counts.table([eager])
