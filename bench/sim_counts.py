@@ -35,8 +35,11 @@ def _floor_workload(case: Any) -> int:
     params = sum(p.data.nbytes for p in case.params)
     if case.workload == "W3":
         return 2 * case.x.data.nbytes + 4
-    data = sum(t.data.nbytes for t in (getattr(case, "x", None), getattr(case, "y", None),
-                                       getattr(case, "labels", None)) if isinstance(t, gg.Tensor))
+    data = sum(
+        t.data.nbytes
+        for t in (getattr(case, "x", None), getattr(case, "y", None), getattr(case, "labels", None))
+        if isinstance(t, gg.Tensor)
+    )
     return data + 2 * params + 4
 
 
@@ -51,9 +54,16 @@ def count_workload(workload: str, size: int, backend: str, warmup: int = 2) -> d
         case.step()
     moved = c.bytes_read + c.bytes_written
     floor = _floor_workload(case)
-    return {"what": f"{workload} {W.WORKLOADS[workload].size_name}={size}", "backend": backend,
-            "launches": c.launches, "graph_launches": c.graph_launches, "syncs": c.syncs,
-            "bytes": moved, "floor_bytes": floor, "over_floor": round(moved / floor, 2)}
+    return {
+        "what": f"{workload} {W.WORKLOADS[workload].size_name}={size}",
+        "backend": backend,
+        "launches": c.launches,
+        "graph_launches": c.graph_launches,
+        "syncs": c.syncs,
+        "bytes": moved,
+        "floor_bytes": floor,
+        "over_floor": round(moved / floor, 2),
+    }
 
 
 def _op_cases() -> list[tuple[str, Callable[[Any], tuple], int]]:
@@ -96,9 +106,19 @@ def count_ops() -> list[dict[str, Any]]:
         outs = [o for o in _flat(out)]
         floor = sum(a.nbytes for a in arrays) + sum(o.nbytes for o in outs)
         moved = c.bytes_read + c.bytes_written
-        rows.append({"what": f"{name} {OP_SHAPE[0]}x{OP_SHAPE[1]} f32", "backend": "kernel", "launches": c.launches,
-                     "graph_launches": 0, "syncs": c.syncs, "bytes": moved, "floor_bytes": floor,
-                     "over_floor": round(moved / floor, 2), "by_kernel": dict(c.by_kernel)})
+        rows.append(
+            {
+                "what": f"{name} {OP_SHAPE[0]}x{OP_SHAPE[1]} f32",
+                "backend": "kernel",
+                "launches": c.launches,
+                "graph_launches": 0,
+                "syncs": c.syncs,
+                "bytes": moved,
+                "floor_bytes": floor,
+                "over_floor": round(moved / floor, 2),
+                "by_kernel": dict(c.by_kernel),
+            }
+        )
     return rows
 
 
@@ -111,15 +131,22 @@ def _flat(x):
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| what | backend | launches | graph launches | device reads | bytes moved | byte floor | x floor |\n"
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    head = (
+        "| what | backend | launches | graph launches | device reads | bytes moved | byte floor | x floor |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
     body = "\n".join(
         f"| {r['what']} | {r['backend']} | {r['launches']} | {r['graph_launches']} | {r['syncs']} | "
         f"{r['bytes']:,} | {r['floor_bytes']:,} | {r['over_floor']} |"
         for r in rows
     )
-    return ("Simulated CUDA device (gpugrad.testing.simulated_cuda): counts per step, not timings.\n\n"
-            + head + "\n" + body + "\n")
+    return (
+        "Simulated CUDA device (gpugrad.testing.simulated_cuda): counts per step, not timings.\n\n"
+        + head
+        + "\n"
+        + body
+        + "\n"
+    )
 
 
 def collect() -> list[dict[str, Any]]:
@@ -134,8 +161,10 @@ def write(out: Path, stem: str) -> list[Path]:
     rows = collect()
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}-simulated-counts.json", out / f"{stem}-simulated-counts.md"]
-    paths[0].write_text(json.dumps({"kind": "simulated-counts", "note": "counts of a simulation, not timings",
-                                    "rows": rows}, indent=1) + "\n")
+    paths[0].write_text(
+        json.dumps({"kind": "simulated-counts", "note": "counts of a simulation, not timings", "rows": rows}, indent=1)
+        + "\n"
+    )
     paths[1].write_text(table(rows))
     return paths
 
@@ -148,8 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     from gpugrad import backend  # noqa: PLC0415
 
     if not backend.simulated():
-        print("set GPUGRAD_SIMULATE_CUDA=1 (before Python starts) to count on the simulated CUDA device",
-              file=sys.stderr)
+        print(
+            "set GPUGRAD_SIMULATE_CUDA=1 (before Python starts) to count on the simulated CUDA device", file=sys.stderr
+        )
         return 2
     os.environ.setdefault("GPUGRAD_DEVICE", "cuda")
     for path in write(Path(args.out), args.tag):

@@ -53,8 +53,15 @@ CLASSES = (
     "cupy.random.RandomState",
 )
 #: dunders that are part of the array protocol CuPy's ndarray offers
-PROTOCOL = ("__call__", "__init__", "__array_ufunc__", "__array_function__", "__cuda_array_interface__",
-            "__dlpack__", "__dlpack_device__")
+PROTOCOL = (
+    "__call__",
+    "__init__",
+    "__array_ufunc__",
+    "__array_function__",
+    "__cuda_array_interface__",
+    "__dlpack__",
+    "__dlpack_device__",
+)
 
 # Run in a subprocess: {"module or class": {name: [parameter names] | None | "value" | "module"}}
 DUMP = r"""
@@ -126,7 +133,11 @@ def _dump(which: str, path: str = "") -> dict:
         env["PYTHONPATH"] = path
     proc = subprocess.run(
         [sys.executable, "-c", DUMP, json.dumps([MODULES, CLASSES, PROTOCOL]), which],
-        capture_output=True, text=True, env=env, cwd=str(ROOT) if which == "sim" else "/", timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT) if which == "sim" else "/",
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)

@@ -121,7 +121,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         return self._a.__dlpack__(stream=None)
 
     def __repr__(self) -> str:
-        return repr(self.get()).replace("array(", "array(", 1)
+        return repr(self.get())
 
     def __str__(self) -> str:
         return str(self.get())

@@ -27,8 +27,17 @@ NCCL_PROD = 1
 NCCL_MAX = 2
 NCCL_MIN = 3
 
-_DTYPES = {0: _np.int8, 1: _np.uint8, 2: _np.int32, 3: _np.uint32, 4: _np.int64, 5: _np.uint64, 6: _np.float16,
-           7: _np.float32, 8: _np.float64}
+_DTYPES = {
+    0: _np.int8,
+    1: _np.uint8,
+    2: _np.int32,
+    3: _np.uint32,
+    4: _np.int64,
+    5: _np.uint64,
+    6: _np.float16,
+    7: _np.float32,
+    8: _np.float64,
+}
 
 
 class NcclError(RuntimeError):
