@@ -323,3 +323,22 @@ def test_capture_records_raw_kernels(module):
         graph.launch(stream)
     np.testing.assert_array_equal(y.get(), 2 * np.arange(8))
     assert c.graph_launches == 1 and c.bytes_read == 32 and c.bytes_written == 32
+
+
+def test_dlpack_exchange_between_device_arrays():
+    class Producer:  # another library's array on the (simulated) CUDA device
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kwargs):
+            return self.a.__dlpack__(**kwargs)
+
+        def __dlpack_device__(self):
+            return self.a.__dlpack_device__()
+
+    a = cp.arange(4, dtype=cp.float32)
+    b = cp.from_dlpack(Producer(a))
+    b[0] = 7
+    assert float(a[0]) == 7.0 and b.device.id == 0
+    with pytest.raises(RuntimeError, match="CUDA device"):
+        cp.from_dlpack(np.arange(3))

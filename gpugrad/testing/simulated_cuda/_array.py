@@ -118,7 +118,9 @@ class ndarray:  # noqa: N801 - CuPy's name
         if dl_device is not None and tuple(dl_device) != (2, self._dev):
             raise BufferError("the simulated device exports DLPack on its own device only")
         # the capsule carries host memory: only the simulated device's from_dlpack may take it
-        return self._a.__dlpack__(stream=None)
+        if max_version is None:
+            return self._a.__dlpack__(stream=None)
+        return self._a.__dlpack__(stream=None, max_version=max_version, copy=copy)
 
     def __repr__(self) -> str:
         return repr(self.get())

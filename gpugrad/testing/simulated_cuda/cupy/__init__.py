@@ -305,7 +305,23 @@ def from_dlpack(x) -> ndarray:
     kind, idx = dev()
     if int(kind) != 2:
         raise RuntimeError("CuPy can only import DLPack tensors that reside on a CUDA device")
-    return _wrap_view(np.from_dlpack(x), int(idx))
+    # a simulated device's capsule holds host memory: NumPy reads it once told so
+    return _wrap_view(np.from_dlpack(_HostCapsule(x)), int(idx))
+
+
+class _HostCapsule:
+    def __init__(self, producer) -> None:
+        self._producer = producer
+
+    def __dlpack__(self, **kwargs):
+        kwargs.pop("dl_device", None)
+        try:
+            return self._producer.__dlpack__(**kwargs)
+        except TypeError:  # a producer of the older protocol
+            return self._producer.__dlpack__()
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return (1, 0)
 
 
 fromDlpack = from_dlpack  # noqa: N816 - CuPy's old name
