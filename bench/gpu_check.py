@@ -7,7 +7,8 @@ Steps, each in its own process under a time limit (seconds; the whole run stays 
 env      20  device name, nvidia-smi driver version, CUDA runtime, package versions, date, git
 smoke    90  every kernel-backed op once against float64 NumPy on a few shapes (NaN rows too),
              one bandwidth row (softmax [4096, 32768]) and the device copy rate
-tests   100  ``pytest -m gpu tests``, once
+kernels  40  ``pytest -m gpu tests/test_kernels_gpu.py``: the kernels against references, first
+tests    60  ``pytest -m gpu tests``, the rest of the GPU tests, once
 bench    70  ``bench/bench_kernels.py`` once, full sizes: bytes/element, GB/s, % of copy, targets
 w2       40  W2 (the MLP step) at B = 16384: gpugrad CUDA vs gpugrad CPU vs PyTorch CUDA eager
 w2_jit   25  W2 at B = 64: eager vs ``gg.jit`` (CUDA graph) vs PyTorch CUDA eager, when gg.jit exists
@@ -19,7 +20,8 @@ w2_jit   25  W2 at B = 64: eager vs ``gg.jit`` (CUDA graph) vs PyTorch CUDA eage
 - ``<tag>.json``: the record, rewritten after every step and by the steps themselves as they
   measure, so a run stopped at any point leaves what it had;
 - ``<tag>.log``: every step's output, as it comes;
-- ``<tag>-pytest.log`` and ``<tag>-pytest.xml``: the GPU tests' output and JUnit report;
+- ``<tag>-pytest.log``: the GPU tests' output (both test steps);
+- ``<tag>-kernels.xml`` and ``<tag>-pytest.xml``: the JUnit reports of the kernel tests and of the rest;
 - ``<tag>-summary.txt``: the one-screen summary printed last.
 
 ``--cpu-dry-run`` goes through the same steps on the CPU with tiny sizes and a few fast tests,
@@ -67,14 +69,22 @@ class Step:
 STEPS = (
     Step("env", 20, 20, True, "environment"),
     Step("smoke", 90, 40, True, "ops vs float64 reference, one bandwidth row, copy rate"),
-    Step("tests", 100, 40, False, "pytest -m gpu"),
+    Step("kernels", 40, 20, False, "pytest -m gpu, the kernel tests"),
+    Step("tests", 60, 40, False, "pytest -m gpu, the rest"),
     Step("bench", 70, 40, False, "kernel benchmarks"),
     Step("w2", 40, 30, False, "W2 B=16384 GPU vs CPU vs torch"),
     Step("w2_jit", 25, 30, False, "W2 B=64 eager vs gg.jit vs torch"),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)
-GPU_TEST_ARGS = ("-m", "gpu", "tests")
+#: the kernel tests run first, in a step of their own, so that a slow run of the others never hides them
+KERNEL_TESTS = "tests/test_kernels_gpu.py"
+GPU_TEST_ARGS = ("-m", "gpu", "tests", f"--ignore={KERNEL_TESTS}")
+GPU_KERNEL_TEST_ARGS = ("-m", "gpu", KERNEL_TESTS)
+#: pytest steps: their JUnit report (a Files attribute)
+PYTEST_STEPS = {"kernels": "kernels_xml", "tests": "pytest_xml"}
 #: the dry run's few fast tests (pytest's heavier plugins off, to keep it short)
+DRY_KERNEL_TEST_ARGS = ("-p", "no:hypothesispytest", "-p", "no:benchmark", "tests/test_gpu_check.py",
+                        "-k", "junit_summary")
 DRY_TEST_ARGS = ("-p", "no:hypothesispytest", "-p", "no:benchmark", "tests/test_gpu_check.py",
                  "-k", "junit_summary or files_are_at_most")
 
@@ -88,9 +98,10 @@ class Files:
         self.log = out / f"{tag}.log"
         self.pytest_log = out / f"{tag}-pytest.log"
         self.pytest_xml = out / f"{tag}-pytest.xml"
+        self.kernels_xml = out / f"{tag}-kernels.xml"
         self.summary = out / f"{tag}-summary.txt"
         # the record's rewrite goes through <tag>.json.tmp, which exists only for a moment
-        self.all = [self.record, self.log, self.pytest_log, self.pytest_xml, self.summary,
+        self.all = [self.record, self.log, self.pytest_log, self.pytest_xml, self.kernels_xml, self.summary,
                     self.record.with_name(self.record.name + ".tmp")]
         assert len(self.all) <= MAX_FILES
 
@@ -242,10 +253,14 @@ def child_main(args: argparse.Namespace) -> int:
 
 
 def step_command(args: argparse.Namespace, step: Step, files: Files) -> list[str]:
-    if step.name == "tests":
-        targets = DRY_TEST_ARGS if args.cpu_dry_run else GPU_TEST_ARGS
+    if step.name in PYTEST_STEPS:
+        if args.cpu_dry_run:
+            targets = DRY_TEST_ARGS if step.name == "tests" else DRY_KERNEL_TEST_ARGS
+        else:
+            targets = GPU_TEST_ARGS if step.name == "tests" else GPU_KERNEL_TEST_ARGS
+        xml = getattr(files, PYTEST_STEPS[step.name])
         return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=8",
-                f"--junitxml={files.pytest_xml}", "-o", "junit_family=xunit2", *targets]
+                f"--junitxml={xml}", "-o", "junit_family=xunit2", *targets]
     cmd = [sys.executable, "-m", "bench.gpu_check", "--step", step.name, "--record", str(files.record),
            "--repeats", str(args.repeats)]
     if args.cpu_dry_run:
@@ -264,7 +279,7 @@ def run_step(args: argparse.Namespace, step: Step, files: Files, timeout_s: floa
     log.flush()
     sys.stdout.write(banner)
     t0 = time.perf_counter()
-    if step.name == "tests":
+    if step.name in PYTEST_STEPS:
         with open(files.pytest_log, "a") as plog:
             rc, timed_out = run_bounded(step_command(args, step, files), timeout_s, [plog, sys.stdout])
     else:
@@ -274,8 +289,8 @@ def run_step(args: argparse.Namespace, step: Step, files: Files, timeout_s: floa
         fields["status"] = "timeout"
     else:
         fields["status"] = "ok" if rc == 0 else "failed"
-    if step.name == "tests":
-        fields["pytest"] = junit_summary(files.pytest_xml)
+    if step.name in PYTEST_STEPS:
+        fields["pytest"] = junit_summary(getattr(files, PYTEST_STEPS[step.name]))
         if timed_out or "note" in fields["pytest"]:
             fields["pytest"]["log_tail"] = _tail(files.pytest_log)
         log.write(f"pytest: {json.dumps({k: v for k, v in fields['pytest'].items() if k != 'failed'})}\n")
@@ -376,7 +391,7 @@ def _step_line(name: str, s: dict[str, Any]) -> str:
         if bw.get("gbps") is not None:
             text += f"; softmax {bw['impl']} {bw['gbps']:.0f} GB/s ({100 * (bw.get('frac_of_copy') or 0):.0f}%)"
         return text + (f"; first calls {first}" if first else "")
-    if name == "tests":
+    if name in PYTEST_STEPS:
         p = s.get("pytest", {})
         if "tests" not in p:
             return p.get("note", "")
@@ -395,6 +410,9 @@ def _step_line(name: str, s: dict[str, Any]) -> str:
     parts = [f"{k} {v['median_ms']:.3g} ms" if "median_ms" in v else f"{k} {str(next(iter(v.values())))[:60]}"
              for k, v in cases.items()]
     text = f"B={d.get('batch')}: " + ", ".join(parts)
+    graph = d.get("cuda_graph")
+    if graph is not None:
+        text += f"; CUDA graph {'used' if graph.get('used') else 'NOT used'}"
     for key, label in (("gpu_over_cpu", "GPU/CPU"), ("vs_torch", "vs torch"), ("jit_over_eager", "jit/eager"),
                        ("jit_vs_torch", "jit vs torch")):
         if d.get(key) is not None:

@@ -88,10 +88,21 @@ def cuda_info() -> dict[str, Any]:
             "memory_bytes": int(props["totalGlobalMem"]),
             "cuda_runtime": cuda_version(rt.runtimeGetVersion()),
             "cuda_driver_api": cuda_version(rt.driverGetVersion()),
-            "nvrtc": ".".join(map(str, cp.cuda.nvrtc.getVersion())),
+            "nvrtc": nvrtc_version(cp),
         }
     except Exception as exc:  # noqa: BLE001 - CuPy missing, no driver, no device: all mean "no GPU"
         return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def nvrtc_version(cp: Any) -> str:
+    """NVRTC's version through CuPy, or why it cannot be read: a missing NVRTC is its own finding
+    (kernels cannot compile), not a failed device query."""
+    try:
+        from cupy.cuda import nvrtc  # noqa: PLC0415
+
+        return ".".join(map(str, nvrtc.getVersion()))
+    except Exception as exc:  # noqa: BLE001 - no NVRTC library, or no binding
+        return f"unavailable ({type(exc).__name__}: {exc})"
 
 
 def environment(gpu: bool = True) -> dict[str, Any]:

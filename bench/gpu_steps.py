@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -457,6 +458,16 @@ def _jit_case(batch: int, device: str) -> Any:
     return GpugradJitCase("W2", batch, device)
 
 
+def graph_used(case: Any) -> bool:
+    """Whether a compiled step of ``case`` (a ``gg.jit`` function among its attributes) runs as a
+    captured CUDA graph."""
+    for obj in vars(case).values():
+        for prog in getattr(obj, "_cache", {}).values() if hasattr(obj, "_cache") else ():
+            if getattr(prog, "_graph", None) is not None:
+                return True
+    return False
+
+
 def step_w2_jit(w: Writer, device: str, batch: int, budget_s: float = 3.0) -> int:
     import gpugrad as gg  # noqa: PLC0415
     from bench import workloads as W  # noqa: PLC0415
@@ -465,13 +476,28 @@ def step_w2_jit(w: Writer, device: str, batch: int, budget_s: float = 3.0) -> in
         w.update(skipped="gg.jit is not there")
         print("W2 jit: gg.jit is not there; skipped", flush=True)
         return 0
+    made: list[Any] = []
+
+    def jit_case() -> Any:
+        made.append(_jit_case(batch, device))
+        return made[-1]
+
     cases = [(f"gpugrad {device}", device, lambda: W.make_case("W2", "gpugrad", device, batch)),
-             (f"gpugrad-jit {device}", device, lambda: _jit_case(batch, device))]
+             (f"gpugrad-jit {device}", device, jit_case)]
     if device == "cuda":
         cases.append(("torch cuda", "cuda", lambda: W.make_case("W2", "torch", "cuda", batch)))
     w.update(batch=batch)
-    out = run_w2(w, cases, budget_s)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = run_w2(w, cases, budget_s)
     w.update(jit_over_eager=_ratio(out, f"gpugrad-jit {device}", f"gpugrad {device}"),
              jit_vs_torch=_ratio(out, f"gpugrad-jit {device}", "torch cuda"))
+    if device == "cuda":
+        graph = {"used": any(graph_used(c) for c in made) if made else None}
+        notes = sorted({str(m.message) for m in caught if "CUDA graph" in str(m.message)})
+        if notes:
+            graph["warnings"] = notes
+        w.update(cuda_graph=graph)
+        print(f"W2 jit: CUDA graph {'used' if graph['used'] else 'NOT used'} {notes or ''}", flush=True)
     bad = [k for k, v in out.items() if "error" in v or v.get("agrees") is False]
     return 1 if bad else 0

@@ -483,6 +483,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = args.tag or f"{'+'.join(devices)}-{record['date'][:10]}"
     paths = report.write(record, table, out, stem, plots=not args.no_plots)
+    from gpugrad import backend  # noqa: PLC0415
+
+    if "cuda" in devices and backend.simulated():  # launches and bytes per step, labelled a simulation
+        from bench import sim_counts  # noqa: PLC0415
+
+        paths += sim_counts.write(out, stem)
     for path in paths:
         log(f"wrote {path}")
     if problems:

@@ -18,11 +18,23 @@ _cupy_checked = False
 _cuda_ok: bool | None = None
 
 
+def simulated() -> bool:
+    """True when ``GPUGRAD_SIMULATE_CUDA`` asks for the simulated CUDA device
+    (:mod:`gpugrad.testing.simulated_cuda`) in place of CuPy."""
+    return os.environ.get("GPUGRAD_SIMULATE_CUDA", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def cupy():
-    """The CuPy module, or None where it is not installed (imported once, on first need)."""
+    """The CuPy module, or None where it is not installed (imported once, on first need). With
+    ``GPUGRAD_SIMULATE_CUDA=1``, the simulated device's stand-in for it."""
     global _cupy, _cupy_checked
     if not _cupy_checked:
         _cupy_checked = True
+        if simulated():
+            from .testing import simulated_cuda  # noqa: PLC0415
+
+            _cupy = simulated_cuda.install()
+            return _cupy
         try:
             import cupy as cp  # noqa: PLC0415
 
@@ -120,6 +132,59 @@ def checked(fn, *args) -> None:
         hook(fn, args)
 
 
+_deferred: list = []  # (0-d device bool array: the check failed, function making the error's message)
+_DEFERRED_MAX = 32
+
+
+def defer_check(failed, message) -> None:
+    """A value check of device arrays whose verdict stays on the device: ``failed`` is a 0-d device
+    bool array, ``message()`` makes the text of the ``ValueError`` raised when it is true. Nothing
+    is read back now, so the host keeps running ahead of the GPU; the error is raised at the next
+    read of a device value (``Tensor.numpy``/``item``/``float``, a move to the CPU,
+    ``gg.cuda.synchronize``), as a CUDA device assert surfaces at the next synchronization. At most
+    a few dozen checks wait: the next one reads them all."""
+    _deferred.append((failed, message))
+    if len(_deferred) >= _DEFERRED_MAX:
+        raise_deferred()
+
+
+def read(a):
+    """A host (NumPy) copy of the device array ``a``, in one device-to-host read that also brings
+    back the verdicts of waiting deferred checks (see :func:`defer_check`); a failed one raises."""
+    if not _deferred:
+        return a.get()
+    cp = cupy()
+    pending = _deferred[:]
+    try:
+        flags = cp.stack([f.reshape(()) for f, _ in pending]).astype(np.uint8)
+        packed = cp.concatenate([flags, cp.ascontiguousarray(a).reshape(-1).view(np.uint8)])
+    except ValueError:  # flags or the array on several devices
+        raise_deferred()
+        return a.get()
+    _deferred.clear()
+    host = packed.get()
+    for failed, (_, message) in zip(host[: len(pending)], pending):
+        if failed:
+            raise ValueError(message())
+    return host[len(pending):].view(a.dtype).reshape(a.shape)
+
+
+def raise_deferred() -> None:
+    """Raise the first failed deferred check (see :func:`defer_check`), reading all in one go."""
+    if not _deferred:
+        return
+    pending = _deferred[:]
+    _deferred.clear()
+    cp = cupy()
+    try:
+        verdicts = cp.stack([f.reshape(()) for f, _ in pending]).get()
+    except ValueError:  # flags on several devices
+        verdicts = [bool(f.get()) for f, _ in pending]
+    for failed, (_, message) in zip(verdicts, pending):
+        if failed:
+            raise ValueError(message())
+
+
 def host_value(fn):
     """``fn()``: Python numbers computed on the host (a learning rate, a step count). While a
     compiled step traces, ``fn`` is also recorded to run again at every replay, and its numbers
@@ -210,7 +275,7 @@ def to_device(a, dev: str):
     if here == dev:
         return a
     if dev == "cpu":
-        return a.get()
+        return read(a)
     cp = cupy()
     with cp.cuda.Device(int(dev.split(":")[1])):
         return cp.asarray(a)

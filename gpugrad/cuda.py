@@ -15,9 +15,11 @@ def device_count() -> int:
 
 
 def synchronize() -> None:
-    """Wait for all work queued on the current CUDA device (no-op without one)."""
+    """Wait for all work queued on the current CUDA device (no-op without one); a failed value check
+    of device arrays (a label out of range) raises here at the latest."""
     if backend.cuda_available():
         backend.cupy().cuda.Device().synchronize()
+        backend.raise_deferred()
 
 
 class RawKernel:

@@ -465,11 +465,13 @@ class Runtime:
         return get_kernel(module, name)
 
     def allow_smem(self, kern: Any, nbytes: int) -> None:
-        """Lets ``kern`` use ``nbytes`` of dynamic shared memory: above 48 KB the opt-in attribute
+        """Lets ``kern`` use ``nbytes`` of dynamic shared memory: where it and the kernel's static
+        shared memory pass the default 48 KB (a limit on both together), the opt-in attribute
         (cudaFuncAttributeMaxDynamicSharedMemorySize) is raised, once, to what the device allows
-        beside the kernel's static shared memory."""
-        if nbytes > _DEFAULT_SMEM and getattr(kern, "max_dynamic_shared_size_bytes", 0) < nbytes:
-            kern.max_dynamic_shared_size_bytes = self.smem_optin - int(getattr(kern, "shared_size_bytes", 0))
+        beside the static part."""
+        static = int(getattr(kern, "shared_size_bytes", 0))
+        if nbytes + static > _DEFAULT_SMEM and getattr(kern, "max_dynamic_shared_size_bytes", 0) < nbytes:
+            kern.max_dynamic_shared_size_bytes = self.smem_optin - static
 
 
 _runtimes: dict[int, Runtime] = {}

@@ -125,10 +125,18 @@ def _check_integral(name, d):
 
 
 def _check_range(name, d, n):
-    if bool(((d < 0) | (d >= n)).any()):  # one device-to-host read on a GPU
-        lo, hi = int(d.min()), int(d.max())
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})")
+    if backend.is_cupy_array(d):
+        # on the device: no read back now; a bad label raises at the next read of a value
+        lo, hi = d.min(), d.max()
+        backend.defer_check((lo < 0) | (hi >= n), lambda: _range_message(name, int(lo), int(hi), n))
+        return
+    if bool(((d < 0) | (d >= n)).any()):
+        raise ValueError(_range_message(name, int(d.min()), int(d.max()), n))
+
+
+def _range_message(name, lo, hi, n):
+    bad = lo if lo < 0 else hi
+    return f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})"
 
 
 def _reduce_check(reduction):

@@ -50,9 +50,7 @@ def _sample(dev, op_seed, method, args, shape, dt):
     if dev == "cpu":
         return getattr(g, method)(*args, size=shape).astype(dt, copy=False)
     with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-        if method == "randint":
-            return g.randint(*args, size=shape, dtype=dt)
-        return getattr(g, method)(*args, size=shape, dtype=dt).astype(dt, copy=False)
+        return getattr(g, method)(*args, size=shape, dtype=_cupy_draw_dtype(method, dt)).astype(dt, copy=False)
 
 
 def _draw(method, shape, dtype, device, seed, *args):
@@ -60,6 +58,14 @@ def _draw(method, shape, dtype, device, seed, *args):
     dt = DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     return Tensor._make(backend.host_array(_sample, dev, seed, method, args, shape, dt))
+
+
+def _cupy_draw_dtype(method: str, dt: np.dtype) -> np.dtype:
+    """The dtype CuPy draws in for ``dt``: its float draws take float32 or float64 only, and
+    ``randint`` an integer dtype (the result is then cast to ``dt``, as on the CPU)."""
+    if method == "randint":
+        return dt if dt.kind in "iu" else np.dtype(np.int64)
+    return dt if dt.char in "fd" else np.dtype(np.float32 if dt.itemsize <= 4 else np.float64)
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:

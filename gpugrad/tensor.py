@@ -94,7 +94,7 @@ class Tensor:
         never changes), a copy for GPU tensors and Variables."""
         d = self.data
         if backend.is_cupy_array(d):
-            return d.get()
+            return backend.read(d)
         return np.array(d) if self._is_var else _readonly(d)
 
     def item(self):
@@ -281,7 +281,11 @@ class Variable(Tensor):
         d = self.data
         if type(value) is type(d) and value.shape == d.shape and value.dtype == d.dtype:
             return value
-        if backend.device_of(value) != self.device and hasattr(value, "shape"):
+        if (
+            hasattr(value, "shape")
+            and not isinstance(value, (np.ndarray, np.generic))  # host data is copied over, as a list is
+            and backend.device_of(value) != self.device
+        ):
             raise RuntimeError(
                 f"cannot assign a value on {backend.device_of(value)} to a Variable on {self.device}"
             )

@@ -227,6 +227,18 @@ def exit_early() -> None:
     print("unreachable: the job should have been aborted", flush=True)
 
 
+def cuda() -> None:
+    """CUDA collectives (NCCL) and a DistributedOptimizer step on each rank's cuda:0."""
+    dist.init()
+    r, w = dist.rank(), dist.world_size()
+    x = gg.constant([[1.0 + r, 2.0 * r]], device="cuda")
+    total = dist.all_reduce(x, op="sum").numpy()
+    mean = dist.all_reduce(x, op="mean").numpy()
+    v = gg.Variable(gg.constant([1.0, 2.0], device="cuda"))
+    dist.DistributedOptimizer(gg.optimizers.SGD(0.25)).minimize(lambda: gg.sum(gg.square(v)) * (1.0 + r), [v])
+    print(f"rank {r}/{w} sum {total.tolist()} mean {mean.tolist()} v {v.numpy().tolist()}", flush=True)
+
+
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "suite":
@@ -235,5 +247,7 @@ if __name__ == "__main__":
         fail()
     elif what == "exit":
         exit_early()
+    elif what == "cuda":
+        cuda()
     else:
         raise SystemExit(f"unknown job {what!r}")

@@ -4,6 +4,7 @@ one process; and the world of one that needs no MPI."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -380,6 +381,25 @@ def test_cuda_collectives_and_optimizer_world_of_one():
     v = gg.Variable(gg.constant([1.0, 2.0], device="cuda"))
     dist.DistributedOptimizer(gg.optimizers.SGD(0.5)).minimize(lambda: gg.sum(gg.square(v)), [v])
     np.testing.assert_allclose(v.numpy(), [0.0, 0.0])
+
+
+@pytest.mark.gpu
+@needs_mpiexec
+def test_cuda_collectives_over_two_ranks():
+    """NCCL's all-reduce and a data-parallel step on CUDA tensors, 2 ranks (the simulated device,
+    or a machine with a GPU per rank)."""
+    from gpugrad.testing import simulated_cuda
+
+    if not simulated_cuda.enabled() and gg.cuda.device_count() < 2:
+        pytest.skip("needs a GPU per rank (or the simulated device)")
+    done = run_job(2, "cuda")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = sorted(re.findall(r"rank \d/2 sum .*? v \[[^\]]*\]", done.stdout))
+    # sum over ranks of [1 + r, 2 r], the mean half of it; v = [1, 2] - 0.25 * (the mean over ranks of 2 v (1 + r))
+    assert lines == [
+        "rank 0/2 sum [[3.0, 2.0]] mean [[1.5, 1.0]] v [0.25, 0.5]",
+        "rank 1/2 sum [[3.0, 2.0]] mean [[1.5, 1.0]] v [0.25, 0.5]",
+    ], done.stdout + done.stderr
 
 
 @needs_mpiexec

@@ -51,7 +51,8 @@ def test_dry_run_with_a_hanging_step(tmp_path):
     steps = rec["steps"]
     assert list(steps) == list(GC.STEP_NAMES)
     assert {n: s["status"] for n, s in steps.items()} == {
-        "env": "ok", "smoke": "ok", "tests": "ok", "bench": "timeout", "w2": "ok", "w2_jit": steps["w2_jit"]["status"]}
+        "env": "ok", "smoke": "ok", "kernels": "ok", "tests": "ok", "bench": "timeout", "w2": "ok",
+        "w2_jit": steps["w2_jit"]["status"]}
     assert steps["w2_jit"]["status"] in ("ok", "skipped")
     # the hanging step's own write, made before it hung, is kept
     assert steps["bench"]["data"]["partial"] == "written before hanging"
@@ -61,6 +62,7 @@ def test_dry_run_with_a_hanging_step(tmp_path):
     assert smoke["copy_gbps"] > 0 and smoke["bandwidth"]["gbps"] > 0
     pyt = steps["tests"]["pytest"]
     assert pyt["passed"] > 0 and pyt["failures"] == 0
+    assert steps["kernels"]["pytest"]["passed"] > 0 and list(steps).index("kernels") < list(steps).index("tests")
     w2 = steps["w2"]["data"]
     assert w2["batch"] == 64
     assert all(c["agrees"] for c in w2["cases"].values()), w2

@@ -1,6 +1,7 @@
 """The CUDA kernels' logic, run on the CPU: ``kernels/*.cu`` built with the host C++ compiler.
 
-This checks logic, not speed. The sources are compiled with g++ against ``tests/cuda_host/cuda_host.h``
+This checks logic, not speed. The sources are compiled with g++ against the harness
+``gpugrad/testing/simulated_cuda/host/cuda_host.h``
 (CUDA's thread and block indices, ``__syncthreads``, warp shuffles with their masks, shared memory,
 vector types), every CUDA thread of a block runs as a cooperating fiber, and the launch wrappers of
 :mod:`gpugrad.kernels` (layout choice, grids, shared memory, split-row slices) drive them on NumPy

@@ -65,11 +65,11 @@ def pair(a, b, op: str):
 
 def _coerce(x, like: Tensor, op: str) -> Tensor:
     if backend.is_cupy_array(x) or isinstance(x, np.ndarray):
-        t = Tensor._make(x)
+        x = check_kind(x, op)  # a dtype no op takes is refused first, whatever the device
         if type(x) is not type(like.data):
-            check_devices(t, like, op)
+            check_devices(Tensor._make(x), like, op)
         # a copy: the graph may keep it, and a later write to the caller's array must not change it
-        return Tensor._make(check_kind(x, op).copy())
+        return Tensor._make(x.copy())
     if isinstance(x, np.floating):
         return as_tensor(float(x), like)
     if isinstance(x, bool):

@@ -205,9 +205,21 @@ def _make_apply(cls):
 def _forward_other(cls, arrays, params):
     """The forward of CuPy (or other non-NumPy) arrays: ``forward_gpu`` where it takes them."""
     fgpu = cls.forward_gpu
-    if fgpu is not None and _gpu_ok(cls, arrays[0]):
+    if fgpu is not None and _gpu_ok(cls, arrays[0]) and _same_float_dtype(arrays):
         return fgpu(*arrays, **params)
     return _generic(cls, arrays, params)
+
+
+def _same_float_dtype(arrays) -> bool:
+    """Whether every float input has the first one's dtype: the kernels compute in that dtype, so
+    mixed inputs (a float32 output with a float64 upstream gradient) take the array path, which
+    promotes as the CPU does."""
+    dt = arrays[0].dtype
+    for a in arrays[1:]:
+        d = getattr(a, "dtype", None)
+        if d is not None and d.kind == "f" and d != dt:
+            return False
+    return True
 
 
 class KernelOp(Op, abstract=True):

@@ -388,6 +388,17 @@ template <typename... A> inline std::string param_sizes(void (*)(A...)) {
     return out;
 }
 
+// One letter per kernel parameter: 'r' a pointer to const (the kernel reads what it points at), 'w'
+// a pointer to non-const (it may write there), 'v' a value. The simulated device counts bytes by it.
+template <typename T> inline char param_kind() {
+    typedef typename Arg<T>::type U;
+    if (!std::is_pointer<U>::value) return 'v';
+    return std::is_const<typename std::remove_pointer<U>::type>::value ? 'r' : 'w';
+}
+template <typename... A> inline std::string param_kinds(void (*)(A...)) {
+    return std::string{param_kind<A>()..., '\0'}.c_str();
+}
+
 }  // namespace gg_host
 
 // ------------------------------------------------------------------ the built-ins

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend
-from .tape import GradientTape
-from .tensor import Tensor, is_float
+from .. import backend
+from ..tape import GradientTape
+from ..tensor import Tensor, is_float
 
 __all__ = ["check_grad"]
 
