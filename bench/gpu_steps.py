@@ -462,9 +462,11 @@ def graph_used(case: Any) -> bool:
     """Whether a compiled step of ``case`` (a ``gg.jit`` function among its attributes) runs as a
     captured CUDA graph."""
     for obj in vars(case).values():
-        for prog in getattr(obj, "_cache", {}).values() if hasattr(obj, "_cache") else ():
-            if getattr(prog, "_graph", None) is not None:
-                return True
+        for progs in getattr(obj, "_cache", {}).values() if hasattr(obj, "_cache") else ():
+            # one program per state of the Variables it reads
+            for prog in progs if isinstance(progs, list) else [progs]:
+                if getattr(prog, "_graph", None) is not None:
+                    return True
     return False
 
 

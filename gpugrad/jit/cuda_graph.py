@@ -8,8 +8,10 @@ to anyone else. A call is then: the host-side value checks on the new inputs, th
 inputs (and of any Variable assigned since), one graph launch, and copies of the outputs (so that
 a later launch never overwrites what an earlier call returned).
 
-Steps whose optimizer reads host numbers at each call (a learning rate, a step count) cannot be
-one graph: the numbers would be frozen into it. Those replay op by op.
+Host numbers a step computes at each call (an optimizer's learning rate, step count and bias
+corrections) are device scalars (:class:`gpugrad.jit.program.DeviceScalars`): the host part runs
+before each launch and one copy hands its numbers to the graph. Steps that draw random numbers
+replay op by op (a captured draw would repeat the same numbers).
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ class GraphRunner:
         cp = backend.cupy()
         self.prog = prog
         self.prechecks = []
+        scalars = prog.device_scalars
+        if scalars is not None and scalars.why_not:
+            raise RuntimeError(scalars.why_not)
+        self.scalars = scalars if scalars is not None and scalars.host_instrs else None
+        raw = self.scalars.raw if self.scalars is not None else prog.raw
         arg_pos = {b: k for k, b in enumerate(prog.arg_bufs)}
-        for ins in prog.instrs:
-            if not ins.host:
+        for i, ins in enumerate(prog.instrs):
+            if not ins.host or (self.scalars is not None and i in self.scalars.host_instrs):
                 continue
             reads = ins.reads()
             if ins.out is not None or not all(r in arg_pos or prog.const_bufs.get(r) is not None for r in reads):
                 raise RuntimeError(
-                    "the step computes host numbers at each call (an optimizer's learning rate or step "
-                    "count, or a value check on an intermediate), which a CUDA graph would freeze"
+                    "the step runs a value check on an intermediate at each call, which a CUDA graph "
+                    "would skip"
                 )
             self.prechecks.append((ins, arg_pos))
         self.inputs = [a.copy() for a in arrays]
@@ -59,13 +66,13 @@ class GraphRunner:
         cp.cuda.get_current_stream().synchronize()
         prev = cp.cuda.get_allocator()
         cp.cuda.set_allocator(keep_alive)
-        glb = prog.raw.__globals__
+        glb = raw.__globals__
         glb["_checks"] = False  # value checks run on the host before each launch instead
         try:
             with stream:
                 stream.begin_capture()
                 try:
-                    self.outs = prog.raw(*self.inputs)
+                    self.outs = raw(*self.inputs)
                     for v, f in zip(self.vars, self.fixed):
                         if v.data is not f:
                             f[...] = v.data  # the new value back into the Variable's fixed buffer
@@ -101,12 +108,14 @@ class GraphRunner:
                     return prog.build(prog.raw(*arrays))
                 f[...] = v.data  # assigned since the last call
                 v.data = f
+        env = self.scalars.stage() if self.scalars is not None else None
         for buf, a in zip(self.inputs, arrays):
             buf[...] = a
         self.graph.launch(self.cp.cuda.get_current_stream())
         for v in self.vars:
             v._version += 1
-        return prog.build([o.copy() for o in self.outs])
+        outs = [o.copy() if o is not None else env[b] for o, b in zip(self.outs, prog.outputs)]
+        return prog.build(outs)
 
 
 def _const(prog, a):

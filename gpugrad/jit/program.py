@@ -43,6 +43,9 @@ class Program:
         self.storage, self.donate = _plan(self.instrs, bufs, sinks, state, set(self.outputs))
         self.source, self.replay, self.raw = _codegen(self)
         self.cuda = cuda_graph and any(backend.is_cupy_array(b.value) for b in bufs if b.kind == "arg")
+        self.device_scalars = DeviceScalars(self, bufs) if self.cuda else None
+        if self.device_scalars is not None and self.device_scalars.host_instrs:
+            self.device_scalars.raw = _codegen(self, self.device_scalars)[2]
         self._graph = None
         self.const_bufs = {b.i: b.value for b in bufs if b.kind == "const"}
         self.t.bufs = None  # the trace-time arrays are not needed any more
@@ -86,6 +89,92 @@ class Program:
                 self.cuda = False
                 return self.replay(*arrays)
         return g.run(arrays)
+
+
+class DeviceScalars:
+    """The host numbers a CUDA step reads (an optimizer's learning rate, its bias corrections), as
+    device scalars, so that the step can be one captured graph: before each launch the host part
+    (:attr:`host_instrs`) runs in Python, its numbers go into a staging array and one copy puts
+    them on the device, where the captured calls read them. Each number gets a slot per dtype it
+    is read in, converted as NumPy converts a Python number (``float32(lr)`` next to float32
+    arrays). ``why_not`` says why a step cannot be captured (random draws, host numbers read where
+    no array gives their dtype)."""
+
+    def __init__(self, prog, bufs):
+        self.host_instrs = {}  # instruction index -> the host call that makes a number
+        self.substituted = {}  # instruction index -> the same call reading device scalars
+        self.slots = []  # (host buffer, dtype, slot)
+        self.host_bufs = set()
+        self.why_not = None
+        self.raw = None
+        for i, ins in enumerate(prog.instrs):
+            if ins.host and ins.out is not None:
+                outs = []
+                _trace._collect(ins.out, outs)
+                if any(bufs[o].kind != "host" for o in outs):
+                    self.why_not = "the step draws random numbers on the host side of CuPy at each call"
+                    return
+                self.host_instrs[i] = ins
+                self.host_bufs.update(outs)
+        if not self.host_instrs:
+            return
+        by_dtype: dict = {}
+        for i, ins in enumerate(prog.instrs):
+            if i in self.host_instrs:
+                continue
+            reads = [r for r in ins.reads() if r in self.host_bufs]
+            if not reads:
+                continue
+            if ins.host:
+                self.why_not = "a value check reads a number computed on the host"
+                return
+            arrays = [bufs[r].value for r in ins.reads() if r not in self.host_bufs
+                      and backend.is_cupy_array(bufs[r].value)]
+            if not arrays:
+                self.why_not = "a host number is read where no device array gives its dtype"
+                return
+            dt = np.result_type(*[a.dtype for a in arrays])
+            sub = {}
+            for r in reads:
+                key = (r, dt)
+                if key not in by_dtype:
+                    by_dtype[key] = len(self.slots)
+                    self.slots.append((r, dt, sum(1 for s in self.slots if s[1] == dt)))
+                sub[r] = key
+            self.substituted[i] = (ins, sub)
+        cp = backend.cupy()
+        dev = next(backend.device_of(b.value) for b in bufs if b.kind == "arg" and backend.is_cupy_array(b.value))
+        dtypes = list(dict.fromkeys(dt for _, dt, _ in self.slots))
+        with cp.cuda.Device(int(dev.split(":")[1])):
+            self.device = {dt: cp.zeros(sum(1 for s in self.slots if s[1] == dt), dt) for dt in dtypes}
+        self.staging = {dt: np.zeros(self.device[dt].shape, dt) for dt in dtypes}
+        views = {(r, dt): self.device[dt][k] for r, dt, k in self.slots}  # 0-d views: fixed addresses
+        for i, (ins, sub) in list(self.substituted.items()):
+            self.substituted[i] = Instr(ins.fn, _swap(ins.args, sub, views), _swap(ins.kwargs, sub, views),
+                                        ins.out, ins.writes, ins.fresh, ins.plan, ins.host, ins.err)
+
+    def stage(self):
+        """Run the host part; put its numbers on the device (one copy per dtype). Returns them."""
+        env = {}
+        for ins in self.host_instrs.values():
+            args = [env[a.i] if isinstance(a, Ref) else a for a in ins.args]
+            res = args[0][args[1]] if isinstance(ins.fn, tuple) else ins.fn(*args, **ins.kwargs)
+            env[ins.out.i] = res
+        for r, dt, k in self.slots:
+            self.staging[dt][k] = env[r]
+        for dt, d in self.device.items():
+            d.set(self.staging[dt])
+        return env
+
+
+def _swap(x, sub, views):
+    if isinstance(x, Ref):
+        return views[sub[x.i]] if x.i in sub else x
+    if type(x) in (list, tuple):
+        return type(x)(_swap(e, sub, views) for e in x)
+    if type(x) is dict:
+        return {k: _swap(v, sub, views) for k, v in x.items()}
+    return x
 
 
 # -- passes ----------------------------------------------------------------------------------------
@@ -274,8 +363,11 @@ class _Names:
         return self.obj(x)
 
 
-def _codegen(prog: Program):
-    """The replay as Python source, compiled: one line per array call."""
+def _codegen(prog: Program, device_scalars=None):
+    """The replay as Python source, compiled: one line per array call. With ``device_scalars``
+    (:class:`DeviceScalars`), the variant captured as a CUDA graph: the calls that compute host
+    numbers are left out (they run on the host before each launch) and the array calls read those
+    numbers from device memory instead."""
     bufs = prog.t.bufs
     names = _Names()
     for b in bufs:
@@ -309,6 +401,10 @@ def _codegen(prog: Program):
     for v, b in prog.state["grad_in"]:
         body.append(f"b{b} = {owner(v)}.grad.data")
     for i, ins in enumerate(prog.instrs):
+        if device_scalars is not None:
+            if i in device_scalars.host_instrs:
+                continue
+            ins = device_scalars.substituted.get(i, ins)
         out_kw = None
         if i in prog.storage:
             out_kw = names.obj(prog.storage[i], "s")
@@ -332,7 +428,8 @@ def _codegen(prog: Program):
             body.append(f"{vn}.grad = _acc({vn}.grad, b{o})")
         else:
             body.append(f"{vn}.grad = _T(b{o})")
-    raw = "(" + "".join(f"b{o}, " for o in prog.outputs) + ")"
+    host_out = device_scalars.host_bufs if device_scalars is not None else ()
+    raw = "(" + "".join("None, " if o in host_out else f"b{o}, " for o in prog.outputs) + ")"
     ret = _render_out(prog, names)
     errs = [ins.err for ins in prog.instrs if ins.err is not None]
     lines = [f"def _replay({', '.join(params)}):"]
