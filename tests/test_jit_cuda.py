@@ -71,3 +71,56 @@ def test_an_optimizer_step_with_host_numbers_is_one_graph_launch(opt_name):
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     for a, b in zip(w1, w0):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _chain(x):
+    with gg.GradientTape() as tape:
+        tape.watch(x)
+        y = x
+        for _ in range(50):
+            y = gg.tanh(gg.sigmoid(y * 1.01 + 0.1))
+        s = gg.sum(y)
+    return s, tape.gradient(s, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_chain_benchmark_is_a_few_launches_and_equals_eager(dtype, monkeypatch):
+    sim = _sim()
+    monkeypatch.setenv("GPUGRAD_FUSION", "1")
+    x = gg.constant(np.random.default_rng(5).standard_normal(1000).astype(dtype), device="cuda")
+    f = gg.jit(_chain, cuda_graph=False)
+    f(x)
+    with sim.counters() as fused:
+        s, g = f(x)
+    with sim.counters() as eager:
+        s0, g0 = _chain(x)
+    # 50 rounds of 4 ops forward and their gradients: one fused kernel, the sum, nothing more
+    assert fused.launches <= 6 < eager.launches, (fused.by_kernel, eager.launches)
+    assert fused.bytes_read + fused.bytes_written < (eager.bytes_read + eager.bytes_written) / 50
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(s.numpy(), s0.numpy(), rtol=tol)
+    np.testing.assert_allclose(g.numpy(), g0.numpy(), rtol=tol * 10, atol=tol)
+    jg = gg.jit(_chain)  # and captured: one graph launch
+    jg(x)
+    with sim.counters() as c:
+        s1, _ = jg(x)
+    assert c.graph_launches == 1 and c.syncs == 0, c
+    np.testing.assert_allclose(s1.numpy(), s0.numpy(), rtol=tol)
+
+
+def test_fused_groups_on_cuda_match_the_unfused_replay(monkeypatch):
+    _sim()
+    rng = np.random.default_rng(2)
+    x = gg.constant(rng.standard_normal((8, 33)).astype(np.float32), device="cuda")
+    b = gg.constant(rng.standard_normal((33,)).astype(np.float32), device="cuda")
+
+    def f(x, b):
+        h = gg.relu(x * 1.5 + b)
+        return gg.where(gg.greater(h, 0.25), gg.exp(-h) * h, h - 1.0) + gg.maximum(x, b)
+
+    results = []
+    for fusion in ("1", "0"):
+        monkeypatch.setenv("GPUGRAD_FUSION", fusion)
+        results.append(gg.jit(f, cuda_graph=False)(x, b).numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(results[0], f(x, b).numpy(), rtol=1e-6, atol=1e-7)

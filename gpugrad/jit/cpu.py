@@ -30,8 +30,13 @@ FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-
 NP_DTYPE = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "bool": np.dtype(np.bool_)}
 
 
+def fusion_on() -> bool:
+    """``GPUGRAD_FUSION`` is not 0 (on CUDA, NVRTC compiles the groups; on the CPU, the C compiler)."""
+    return os.environ.get("GPUGRAD_FUSION", "1") != "0"
+
+
 def enabled() -> bool:
-    return os.environ.get("GPUGRAD_FUSION", "1") != "0" and compiler() is not None
+    return fusion_on() and compiler() is not None
 
 
 @functools.cache

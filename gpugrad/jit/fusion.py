@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import backend
 from .trace import Ref, _collect
 
 MAX_OPS = 1024  # ops per group: the compile time of one loop grows with its size
@@ -39,7 +40,11 @@ UFUNCS = {
     "sin": 1, "cos": 1, "tan": 1, "arcsin": 1, "arccos": 1, "arctan": 1,
     "sinh": 1, "cosh": 1, "tanh": 1, "arcsinh": 1, "arccosh": 1, "arctanh": 1,
     "isfinite": 1, "isnan": 1, "isinf": 1, "logical_not": 1, "floor": 1, "ceil": 1,
+    # gpugrad's activation kernels (the CUDA path records them as one call each), in their own formulas
+    "sigmoid": 1, "sigmoid_bwd": 2, "tanh_bwd": 2, "relu": 1, "relu_bwd": 2,
 }
+KERNEL_OPS = {"sigmoid_fwd": "sigmoid", "sigmoid_bwd": "sigmoid_bwd", "tanh_fwd": "tanh", "tanh_bwd": "tanh_bwd",
+              "relu_fwd": "relu", "relu_bwd": "relu_bwd"}
 COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal", "isfinite", "isnan",
                "isinf", "logical_and", "logical_or", "logical_not"}
 
@@ -95,15 +100,28 @@ class Group:
 
 
 def _name(fn):
-    if fn is np.where:
+    """The op name of a NumPy or CuPy elementwise function."""
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str):
+        return None
+    if getattr(fn, "__module__", None) == "gpugrad.kernels":
+        return KERNEL_OPS.get(name)
+    name = name.removeprefix("cupy_")  # CuPy names its ufuncs cupy_add, ...
+    if name == "where" and (fn is np.where or type(fn).__module__.split(".")[0] != "numpy"):
         return "where"
-    if isinstance(fn, np.ufunc) and fn.nout == 1 and fn.__name__ in UFUNCS:
-        return "divide" if fn.__name__ == "true_divide" else fn.__name__
+    if getattr(fn, "nout", None) == 1 and name in ("true_divide",) + tuple(UFUNCS):
+        return "divide" if name == "true_divide" else name
     return None
 
 
+def _is_array(x) -> bool:
+    return type(x) is np.ndarray or backend.is_cupy_array(x)
+
+
 def _value_of(a, bufs):
-    return bufs[a.i].value if isinstance(a, Ref) else a
+    """What NumPy's promotion rules see of an operand: an array's dtype, a Python number itself."""
+    v = bufs[a.i].value if isinstance(a, Ref) else a
+    return v.dtype if _is_array(v) or isinstance(v, np.generic) else v
 
 
 def _candidate(ins, bufs):
@@ -124,7 +142,7 @@ def _candidate(ins, bufs):
     if name is None or len(ins.args) != (3 if name == "where" else UFUNCS[name]):
         return None
     v = bufs[ins.out.i].value
-    if type(v) is not np.ndarray or v.dtype not in DTYPES or not v.flags.c_contiguous or v.size == 0:
+    if not _is_array(v) or v.dtype not in DTYPES or not v.flags.c_contiguous or v.size == 0:
         return None
     for a in ins.args:
         if isinstance(a, Ref):
@@ -132,7 +150,7 @@ def _candidate(ins, bufs):
             if bufs[a.i].kind == "host":  # a number the host computes at each call (a learning rate)
                 if type(x) not in (int, float):
                     return None
-            elif not isinstance(x, (np.ndarray, np.generic)) or x.dtype not in DTYPES:
+            elif not (_is_array(x) or isinstance(x, np.generic)) or x.dtype not in DTYPES:
                 return None
         elif type(a) not in (int, float, bool) or (type(a) is int and abs(a) > 2**53):
             return None
@@ -195,7 +213,7 @@ class _Open:
             if bufs[a.i].kind == "host":
                 lay = ("host", None)
             else:
-                lay = _layout(tuple(np.shape(x)), self.shape)
+                lay = _layout(tuple(x.shape), self.shape)
             if lay is None:
                 return False
             kind, k = lay
@@ -216,7 +234,7 @@ class _Open:
                 if n_arg < len(ins.args):
                     args.append(("in", pos))
         out = bufs[ins.out.i].value
-        vals = [_value_of(a, bufs) for a in ins.args]
+        vals = [_value_of(a, bufs) for a in ins.args]  # dtypes, and Python numbers (weak)
         if name == "where":
             compute = DTYPES[out.dtype]
         else:  # NumPy's rule: Python numbers (and host numbers) are weak

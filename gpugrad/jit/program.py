@@ -11,6 +11,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from . import cpu as _cpu
+from . import gpu as _gpu
 from . import trace as _trace
 from .fusion import find_groups
 from .trace import Instr, Ref, Trace
@@ -37,8 +38,9 @@ class Program:
         sinks += [o for _, o, _ in state["var_out"]]
         sinks += [o for _, o, _ in state["grad_out"] if o is not None]
         self.instrs = _dce(_fold(t.instrs, bufs), bufs, sinks)
-        if _cpu.enabled() and not any(backend.is_cupy_array(b.value) for b in bufs):
-            self.instrs = _fuse(self.instrs, bufs, sinks)
+        on_gpu = any(backend.is_cupy_array(b.value) for b in bufs)
+        if _cpu.fusion_on() and (on_gpu or _cpu.compiler() is not None):
+            self.instrs = _fuse(self.instrs, bufs, sinks, on_gpu)
         self.needs_leaves = any(isinstance(o, tuple) for o, *_ in state["grad_in"] + state["grad_out"])
         self.storage, self.donate = _plan(self.instrs, bufs, sinks, state, set(self.outputs))
         self.source, self.replay, self.raw = _codegen(self)
@@ -133,7 +135,9 @@ class DeviceScalars:
             if not arrays:
                 self.why_not = "a host number is read where no device array gives its dtype"
                 return
-            dt = np.result_type(*[a.dtype for a in arrays])
+            # a fused kernel reads its host numbers as doubles; an array call in NumPy's promotion
+            dt = np.dtype(np.float64) if isinstance(ins.fn, _gpu.FusedCudaKernel) else \
+                np.result_type(*[a.dtype for a in arrays])
             sub = {}
             for r in reads:
                 key = (r, dt)
@@ -203,7 +207,7 @@ def _fold(instrs, bufs):
 _PINNED = ("arg", "var", "grad", "const")
 
 
-def _fuse(instrs, bufs, sinks):
+def _fuse(instrs, bufs, sinks, on_gpu=False):
     """Each fused group's calls become one call of its compiled loop, placed where its last call was;
     the calls in between that read what the group makes follow it (see :func:`find_groups`)."""
     groups = find_groups(instrs, bufs, sinks)
@@ -211,7 +215,11 @@ def _fuse(instrs, bufs, sinks):
         return instrs
     drop, place = set(), {}
     for members, group, inputs, outputs, deferred in groups:
-        kernel = _cpu.load(group)
+        if on_gpu:
+            dev = next(backend.device_of(bufs[b].value) for b in inputs if backend.is_cupy_array(bufs[b].value))
+            kernel = _gpu.load(group, dev)
+        else:
+            kernel = _cpu.load(group)
         if kernel is None:
             continue
         out = Ref(outputs[0]) if len(outputs) == 1 else tuple(Ref(o) for o in outputs)

@@ -62,7 +62,15 @@ def expression(op, operands: list[str]) -> str:
         return f"{PLAIN[n][f]}({a})"
     b = operands[1] if len(operands) > 1 else None
     c = operands[2] if len(operands) > 2 else None
+    exp = MATH["exp"][f]
     return {
+        # the activation kernels' own formulas (kernels/activations.cu), so a fused group computes
+        # what the unfused kernel calls compute
+        "sigmoid": f"({a} >= ({t})0 ? ({t})1 / (({t})1 + {exp}(-{a})) : {exp}({a}) / (({t})1 + {exp}({a})))",
+        "sigmoid_bwd": f"({b} * {a} * (({t})1 - {a}))",
+        "tanh_bwd": f"({b} * ((({t})1 - {a}) * (({t})1 + {a})))",
+        "relu": f"({a} <= ({t})0 ? ({t})0 : {a})",
+        "relu_bwd": f"({a} > ({t})0 ? {b} : ({t})0)",
         "negative": f"(-{a})",
         "positive": f"(+{a})",
         "square": f"({a} * {a})",
@@ -83,6 +91,8 @@ def math_functions(group: Group) -> set[str]:
     """The C math functions the group calls (to declare with the ``simd`` attribute)."""
     used = set()
     for op in group.ops:
+        if op.name == "sigmoid":
+            used.add((MATH["exp"][op.compute == "f32"], "float" if op.compute == "f32" else "double", 1))
         if op.name in MATH:
             f = 1 if op.compute == "f32" and op.name not in VIA_DOUBLE else 0
             arity = 2 if op.name in ("power", "arctan2", "hypot") else 1

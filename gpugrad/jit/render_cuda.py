@@ -2,8 +2,9 @@
 
 The same description as the C loop (:mod:`gpugrad.jit.render_c`): the op expressions are shared,
 only the loop and the math library differ. Compiled once by NVRTC through the kernel loader and
-kept by a hash of its source; CuPy's default ``-ftz`` is not asked for, so float32 subnormals
-survive as on the CPU. Host numbers arrive as ``double`` kernel parameters.
+kept by a hash of its source; it compiles as every CuPy kernel does (CuPy adds ``-ftz=true``, as
+for gpugrad's own kernels). Host numbers are read from device memory (``const double *``), so
+that a captured CUDA graph sees each call's numbers.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def kernel_name(src_body: str) -> str:
 
 
 def render(group: Group) -> tuple[str, str]:
-    """``(source, kernel name)``. Parameters: the inputs in order (host numbers as ``double``), then
+    """``(source, kernel name)``. Parameters: the inputs in order (host numbers as ``double *``), then
     the outputs written in fresh arrays (those written in place go through their input's pointer),
     then the element count."""
     written = set(group.inplace.values())
     params = []
     for k, inp in enumerate(group.inputs):
-        if inp.kind == "host":
-            params.append(f"const double in{k}")
+        if inp.kind == "host":  # device memory: a captured graph reads it afresh at each launch
+            params.append(f"const double *__restrict__ in{k}")
         else:
             const = "" if k in written else "const "
             params.append(f"{const}{CTYPE[inp.dtype]} *__restrict__ in{k}")
@@ -60,7 +61,7 @@ def render(group: Group) -> tuple[str, str]:
                 continue
             if kind == "in":
                 inp = group.inputs[v]
-                src = f"in{v}" if inp.kind == "host" else f"in{v}[{index[inp.kind]}]"
+                src = f"in{v}[0]" if inp.kind == "host" else f"in{v}[{index[inp.kind]}]"
                 dt = inp.dtype
             else:
                 src, dt = f"t{v}", group.ops[v].dtype
