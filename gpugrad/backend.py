@@ -122,6 +122,17 @@ def array_call(fn, *args, **kwargs):
     return fn(*args, **kwargs) if hook is None else hook(fn, args, kwargs)
 
 
+def array_launch(fn, args: tuple, writes: tuple[int, ...]) -> None:
+    """``fn(*args)``, a launch that writes into the arrays at positions ``writes`` (a user's raw
+    kernel). While a compiled step traces, it is recorded with those writes, so every replay (and
+    a captured CUDA graph) launches it on that call's arrays."""
+    hook = _call_hook
+    if hook is None:
+        fn(*args)
+    else:
+        hook(fn, args, {}, writes=writes)
+
+
 def checked(fn, *args) -> None:
     """Run the value check ``fn(*args)`` (it raises on bad values, such as labels out of range).
     While a compiled step traces, the check is also recorded to run on every call's arrays."""

@@ -52,7 +52,24 @@ class RawKernel:
         from .tensor import Tensor
 
         args = tuple(a.data if isinstance(a, Tensor) else a for a in args)
-        self.kernel()(tuple(grid), tuple(block), args, shared_mem=shared_mem)
+        kernel = self.kernel()  # compiled and loaded now (never inside a CUDA-graph capture)
+        grid, block = tuple(grid), tuple(block)
+
+        def launch(*arrays):
+            kernel(grid, block, arrays, shared_mem=shared_mem)
+
+        # inside gg.jit the launch is recorded, writing the pointers the kernel does not take const
+        backend.array_launch(launch, args, self.written_params())
+
+    def written_params(self) -> tuple[int, ...]:
+        """Positions of the kernel's parameters that are pointers to non-const data."""
+        import re
+
+        m = re.search(r"__global__\s+void\s+" + re.escape(self.name) + r"\s*\(([^)]*)\)", self.source)
+        if m is None:
+            return ()
+        params = [p.strip() for p in m.group(1).split(",") if p.strip()]
+        return tuple(i for i, p in enumerate(params) if "*" in p and not re.search(r"\bconst\b[^*]*\*", p))
 
     def compile_check(self, arch: str = "compute_80") -> str:
         """:func:`compile_check` of this kernel."""

@@ -124,3 +124,31 @@ def test_fused_groups_on_cuda_match_the_unfused_replay(monkeypatch):
         results.append(gg.jit(f, cuda_graph=False)(x, b).numpy())
     np.testing.assert_allclose(results[0], results[1], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(results[0], f(x, b).numpy(), rtol=1e-6, atol=1e-7)
+
+
+SCALE = r"""
+extern "C" __global__ void scale_add(const float* x, float* y, const float a, const int n) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] += a * x[i];
+}
+"""
+
+
+def test_a_user_raw_kernel_inside_a_compiled_step_is_replayed():
+    sim = _sim()
+    k = gg.cuda.RawKernel(SCALE, "scale_add")
+    assert k.written_params() == (1,)
+
+    def step(x):
+        y = gg.ones(x.shape, device="cuda")
+        k((4,), (64,), (x, y, np.float32(2.0), np.int32(x.shape[0])))
+        return y * 1.0
+
+    f = gg.jit(step)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        x = gg.constant(rng.standard_normal(300).astype(np.float32), device="cuda")
+        np.testing.assert_allclose(f(x).numpy(), 1.0 + 2.0 * x.numpy(), rtol=1e-6)
+    with sim.counters() as c:
+        f(x)
+    assert c.graph_launches == 1, c
+    assert f.trace_count == 1

@@ -18,12 +18,14 @@ def _float(dtype):
 
 
 def _make(fn, dtype, device):
+    # array_call: inside gg.jit the new array is made afresh at every replay (so a later in-place
+    # write, such as a user's raw kernel filling it, happens on that call's array)
     dev = _dev(device)
     xp = backend.xp_for(dev)
     if dev == "cpu":
-        return Tensor._make(fn(xp, dtype))
+        return Tensor._make(backend.array_call(fn, xp, dtype))
     with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-        return Tensor._make(fn(xp, dtype))
+        return Tensor._make(backend.array_call(fn, xp, dtype))
 
 
 def _grad(t: Tensor, requires_grad: bool) -> Tensor:
