@@ -180,7 +180,7 @@ def _check_versions(node):
             )
 
 
-_FREED = (
+FREED = _FREED = (
     "Trying to backward through the graph a second time (or to reach values that were already "
     "freed). Specify retain_graph=True the first time you call backward or autograd.grad if you "
     "need to go through the graph again."
@@ -190,8 +190,8 @@ _FREED = (
 def keeps(node, tape_id) -> bool:
     """Whether ``node`` belongs to the graph of tape ``tape_id`` (None: the requires_grad graph)."""
     if tape_id is None:
-        if node.freed:
-            raise RuntimeError(_FREED)
+        if node.freed:  # True, or why there is no graph (a compiled step's result)
+            raise RuntimeError(node.freed if isinstance(node.freed, str) else _FREED)
         return node.rg
     t = node.tapes
     return t is not None and tape_id in t and node.inputs is not None
@@ -303,8 +303,8 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
         if n is None:
             continue
         if tape_id is None:
-            if n.freed:
-                raise RuntimeError(_FREED)
+            if n.freed:  # True, or why there is no graph (a compiled step's result)
+                raise RuntimeError(n.freed if isinstance(n.freed, str) else _FREED)
             if not n.rg:
                 continue
         else:

@@ -20,6 +20,7 @@ FLOAT_KINDS = "fc"
 _SOLE_OWNER = 3  # sys.getrefcount(d) in Variable._update: the slot, the local name, the argument
 DEFAULT_FLOAT = np.dtype(np.float32)
 LIVE_VARIABLES: weakref.WeakSet = weakref.WeakSet()  # every Variable alive (gg.jit reads them as state)
+GRAD_LEAVES: weakref.WeakSet = weakref.WeakSet()  # Tensors made to require grad (gg.jit reads their .grad)
 NEW_VARIABLE_HOOK = None  # set by gg.jit while it traces: Variables made then become its state too
 #: what the layers above bind here when they load, so this module imports none of them:
 #: ``gpugrad.ops`` binds 'to_device', 'cast' and the ops of NumPy's operator ufuncs (by op name),
@@ -219,6 +220,8 @@ class Tensor:
                 "requires_grad can only be switched off on leaf tensors; use .detach() instead"
             )
         self._rg = bool(requires_grad)
+        if requires_grad and not self._is_var:
+            GRAD_LEAVES.add(self)
         return self
 
     @property

@@ -361,3 +361,62 @@ def test_the_readme_gelu_model_fits_with_jit_compile():
         return model.fit(x, y, epochs=3, batch_size=8, verbose=0).history["loss"]
 
     np.testing.assert_allclose(history(True), history(False), rtol=1e-5)
+
+
+def test_returned_tensors_keep_requires_grad_and_say_why_they_have_no_graph():
+    w = gg.tensor(np.ones(3), requires_grad=True)
+
+    def loss_after_backward(x):
+        loss = gg.sum(w * x)
+        loss.backward()
+        return loss
+
+    def loss_only(x):
+        return gg.sum(w * x)
+
+    f, g = gg.jit(loss_after_backward), gg.jit(loss_only)
+    for k in range(3):
+        eager = loss_after_backward(np.full(3, float(k)))
+        compiled = f(np.full(3, float(k)))
+        assert compiled.requires_grad and eager.requires_grad and not compiled.is_leaf
+        assert compiled.item() == eager.item()
+        for t in (eager, compiled):  # the graph was used inside the step: both say so
+            with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+                t.backward()
+        out = g(np.full(3, float(k)))
+        assert out.requires_grad
+        with pytest.raises(RuntimeError, match="compiled step"):
+            out.backward()
+    plain = gg.jit(lambda x: x * 2.0)(gg.constant([1.0]))
+    assert not plain.requires_grad
+
+
+def test_captured_requires_grad_tensors_get_their_grad_and_updates_on_every_call():
+    def run(compiled):
+        w = gg.tensor(np.linspace(0.5, 1.5, 3), requires_grad=True)  # PyTorch-style parameter
+        opt = gg.optimizers.SGD([w], lr=0.1, momentum=0.9)
+
+        def step(x):
+            opt.zero_grad()
+            loss = gg.sum(w * w * x)
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = gg.jit(step) if compiled else step
+        losses = [f(np.full(3, k + 1.0)).item() for k in range(5)]
+        grads = []
+
+        def accumulate(x):
+            gg.sum(w * x).backward()
+
+        g = gg.jit(accumulate) if compiled else accumulate
+        for k in range(3):
+            g(np.full(3, k + 1.0))
+            grads.append(w.grad.numpy().copy())
+        return losses, w.numpy(), grads
+
+    (l0, w0, g0), (l1, w1, g1) = run(False), run(True)
+    np.testing.assert_allclose(l1, l0, rtol=1e-12)
+    np.testing.assert_allclose(w1, w0, rtol=1e-12)
+    np.testing.assert_allclose(np.array(g1), np.array(g0), rtol=1e-12)

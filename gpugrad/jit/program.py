@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..graph import Node
 from ..tensor import Tensor
 from . import cpu as _cpu
 from . import gpu as _gpu
@@ -16,6 +17,22 @@ from . import trace as _trace
 from .fusion import find_groups
 from .trace import Instr, Ref, Trace
 from .trees import _build, _TreeNode
+
+_NODES: dict = {}
+
+
+def output_tensor(data, kind) -> Tensor:
+    """A returned Tensor; for kind ``("G", why)`` one that requires grad, as eager code's would, with
+    a graph node that raises ``why`` when differentiated (a compiled step keeps no graph)."""
+    t = Tensor._make(data)
+    if kind != "T":
+        node = _NODES.get(kind[1])
+        if node is None:
+            node = _NODES[kind[1]] = Node((), None, None, True, "CompiledStep")
+            node.freed = kind[1]
+        t._rg = True
+        t._node = node
+    return t
 
 
 class Stale(Exception):
@@ -71,6 +88,8 @@ class Program:
                 leaves.append(Tensor._make(next(it)))
             elif k == "A":
                 leaves.append(next(it))
+            elif k[0] == "G":
+                leaves.append(output_tensor(next(it), k))
             else:
                 leaves.append(k[1])
         return _build(self.out_spec, iter(leaves))
@@ -397,13 +416,16 @@ def _codegen(prog: Program, device_scalars=None):
 
     for v, key, grad_none in prog.checks:  # the Variables still fit the program
         vn = owner(v)
-        cond = f"{vn}.data.shape != {key[0]!r} or {vn}.data.dtype != {names.obj(key[1])}"
-        if len(key) > 2:
-            names.globals["_dev"] = backend.device_of
-            cond += f" or _dev({vn}.data) != {key[2]!r}"
+        conds = []
+        if key is not None:  # a Variable's array (a Tensor's never changes)
+            conds.append(f"{vn}.data.shape != {key[0]!r} or {vn}.data.dtype != {names.obj(key[1])}")
+            if len(key) > 2:
+                names.globals["_dev"] = backend.device_of
+                conds.append(f"_dev({vn}.data) != {key[2]!r}")
         if grad_none is not None:
-            cond += f" or ({vn}.grad is None) is not {grad_none!r}"
-        body.append(f"if {cond}: raise Stale")
+            conds.append(f"({vn}.grad is None) is not {grad_none!r}")
+        if conds:
+            body.append(f"if {' or '.join(conds)}: raise Stale")
     for v, b in prog.state["var_in"]:
         body.append(f"b{b} = {owner(v)}.data")
     for v, b in prog.state["grad_in"]:
@@ -426,7 +448,8 @@ def _codegen(prog: Program, device_scalars=None):
     for v, o, is_const in prog.state["var_out"]:
         vn = owner(v)
         body.append(f"{vn}.data = b{o}.copy()" if is_const else f"{vn}.data = b{o}")
-        body.append(f"{vn}._version += 1")
+        if getattr(v, "_is_var", False):
+            body.append(f"{vn}._version += 1")
     for v, o, mode in prog.state["grad_out"]:
         vn = owner(v)
         if o is None:
@@ -480,6 +503,9 @@ def _render_out(prog, names):
             leaves.append(f"_T(b{next(it)})")
         elif k == "A":
             leaves.append(f"b{next(it)}")
+        elif k[0] == "G":
+            names.globals["_TG"] = output_tensor
+            leaves.append(f"_TG(b{next(it)}, {names.obj(k)})")
         else:
             leaves.append(names.render(k[1]) if type(k[1]) in _INLINE else names.obj(k[1]))
 

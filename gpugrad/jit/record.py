@@ -10,7 +10,8 @@ import numpy as np
 from .. import backend
 from .. import graph as _graph
 from .. import tensor as _tensor
-from ..tensor import LIVE_VARIABLES, Tensor
+from ..tensor import GRAD_LEAVES, LIVE_VARIABLES, Tensor
+from . import program as _program
 from . import trace as _trace
 from .program import Program
 from .trace import HostValue, Trace, Traced
@@ -18,16 +19,18 @@ from .trees import _array_key, _build, _flat, _is_array_leaf, _Static
 
 
 class _Slot:
-    """A Variable (or a ``requires_grad`` Tensor argument) as state of the trace: its array and
-    its ``.grad`` as they were when the call began, and their proxies."""
+    """A Variable as state of the trace: its array and its ``.grad`` as they were when the call
+    began, and their proxies; for a ``requires_grad`` Tensor (an argument, or one the step reaches
+    otherwise, such as a PyTorch-style parameter), its ``.grad`` only."""
 
     __slots__ = ("ref", "owner", "real", "proxy", "g0", "greal", "gproxy", "new", "caller")
 
-    def __init__(self, t, var, owner, real, new=False):
+    def __init__(self, t, var, owner, real, new=False, grad_only=False):
         self.ref = weakref.ref(var) if new else (lambda v=var: v)
-        self.owner = owner  # the Variable, or ("arg", leaf index) for a Tensor argument
+        self.owner = owner  # the Variable or Tensor, or ("arg", leaf index) for a Tensor argument
         self.real = real
-        self.proxy = t.proxy("var", real) if owner is not None and not isinstance(owner, tuple) else None
+        state = owner is not None and not isinstance(owner, tuple) and not grad_only
+        self.proxy = t.proxy("var", real) if state else None
         self.new = new
         self.caller = None
         g = self.g0 = var.grad
@@ -78,13 +81,16 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
                 traced_leaves.append(p)
         else:
             traced_leaves.append(x)
+    for x in list(GRAD_LEAVES):  # requires_grad Tensors the step may backward() into and update
+        if id(x) not in first and x._rg and type(x.data) is not Traced:
+            slots.append(_Slot(t, x, x, x.data))  # PyTorch-style optimizers also replace its .data
     args = _build(spec, iter(traced_leaves))
     args, kwargs = args if has_kwargs else (args, {})
     for s in slots:
         if s.proxy is not None:
             s.owner.data = s.proxy
-            if s.gproxy is not None:
-                s.g0.data = s.gproxy
+        if s.gproxy is not None and not isinstance(s.owner, tuple):
+            s.g0.data = s.gproxy
     accumulated = {}  # id(tensor) -> the .grad that backward() set on it when it had none
 
     def new_variable(v):  # state created during the call (a layer's weights, optimizer slots)
@@ -122,8 +128,11 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
     real_leaves, out_kinds, out_refs = [], [], []
     for x in out_leaves:
         if isinstance(x, Tensor) and not x._is_var and type(x.data) is Traced:
-            real_leaves.append(Tensor._make(x.data._v))
-            out_kinds.append("T")
+            kind = "T"
+            if x._rg and x._node is not None:  # eager code would hand back a graph: say why there is none
+                kind = ("G", _graph.FREED if x._node.freed else NO_GRAPH)
+            real_leaves.append(_program.output_tensor(x.data._v, kind))
+            out_kinds.append(kind)
             out_refs.append(x.data._b)
         elif type(x) is Traced or type(x) is HostValue:
             real_leaves.append(x._v)
@@ -142,6 +151,13 @@ def record(fn, leaves, spec, has_kwargs, cuda_graph=False):
         return result, None
     prog = Program(t, arg_bufs, state, out_spec, out_kinds, out_refs, cuda_graph)
     return result, prog
+
+
+NO_GRAPH = (
+    "this tensor was returned by a compiled step (gg.jit): it requires grad, as eager code's result "
+    "would, but a compiled step keeps no graph to differentiate. Call backward() inside the step, or "
+    "differentiate the call from outside under a GradientTape or gg.grad (the step then runs eagerly)."
+)
 
 
 def _settle(t, slots, accumulated, failed=False, returned=()):
@@ -208,7 +224,7 @@ def _settle(t, slots, accumulated, failed=False, returned=()):
                 s.caller.grad = g if g is None or isinstance(g, Tensor) else Tensor._make(_real(g))
         if not isinstance(owner, tuple) and (used or changed or grad_used or grad_changed or s.new):
             rule = None if mode == "acc" else s.g0 is None
-            state["checks"].append((owner, _array_key(s.real), rule))
+            state["checks"].append((owner, None if s.real is None else _array_key(s.real), rule))
     return state, replayable
 
 
