@@ -29,6 +29,7 @@ MODULES = (
     "cupy.cuda.driver",
     "cupy.cuda.graph",
     "cupy.cuda.nccl",
+    "cupy.linalg",
     "cupy.random",
     "cupy.testing",
     "cupyx",

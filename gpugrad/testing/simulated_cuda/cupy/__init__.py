@@ -16,7 +16,7 @@ from .._array import new_result as _new_result
 from .._array import to_device as _to_device
 from .._array import unwrap_index as _unwrap_index
 from .._array import wrap_view as _wrap_view
-from . import cuda, random, testing  # noqa: F401
+from . import cuda, linalg, random, testing  # noqa: F401
 
 __version__ = "14.0.0+simulated"
 
