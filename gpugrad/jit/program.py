@@ -234,6 +234,10 @@ def _fuse(instrs, bufs, sinks, on_gpu=False):
         return instrs
     drop, place = set(), {}
     for members, group, inputs, outputs, deferred in groups:
+        for b in inputs:  # a constant read by a loop is laid out once, not at every call
+            v = bufs[b].value
+            if bufs[b].kind == "const" and hasattr(v, "flags") and not v.flags.c_contiguous:
+                bufs[b].value = backend.get_array_module(v).ascontiguousarray(v)
         if on_gpu:
             dev = next(backend.device_of(bufs[b].value) for b in inputs if backend.is_cupy_array(bufs[b].value))
             kernel = _gpu.load(group, dev)
