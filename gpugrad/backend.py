@@ -145,6 +145,7 @@ def checked(fn, *args) -> None:
 
 _deferred: list = []  # (0-d device bool array: the check failed, function making the error's message)
 _DEFERRED_MAX = 32
+_PACK_MAX = 1 << 20  # values up to this size come back in one read with the verdicts
 
 
 def defer_check(failed, message) -> None:
@@ -163,6 +164,9 @@ def read(a):
     """A host (NumPy) copy of the device array ``a``, in one device-to-host read that also brings
     back the verdicts of waiting deferred checks (see :func:`defer_check`); a failed one raises."""
     if not _deferred:
+        return a.get()
+    if a.nbytes > _PACK_MAX:  # a large value: the verdicts first, rather than a copy of it on the device
+        raise_deferred()
         return a.get()
     cp = cupy()
     pending = _deferred[:]

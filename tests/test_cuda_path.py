@@ -243,3 +243,12 @@ def test_simulated_counts_of_the_workloads_and_kernel_ops():
     ops = {r["what"].split()[0]: r for r in sim_counts.count_ops()}
     assert all(r["launches"] == 1 and r["syncs"] == 0 for r in ops.values()), ops
     assert "| W2 B=64 | gpugrad |" in sim_counts.table([eager])
+
+
+def test_a_bad_label_raises_at_the_read_of_a_large_value_too():
+    z = gg.zeros((2, 3), device="cuda")
+    big = gg.ones((512, 1024), device="cuda")  # 2 MB: read after the verdicts, not packed with them
+    gg.losses.sparse_categorical_crossentropy(gg.constant([0, 3], device="cuda"), z, from_logits=True)
+    with pytest.raises(ValueError, match="label 3 is out of range"):
+        big.numpy()
+    assert big.numpy().sum() == 512 * 1024
