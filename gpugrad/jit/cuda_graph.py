@@ -68,6 +68,11 @@ class GraphRunner:
         cp.cuda.set_allocator(keep_alive)
         glb = raw.__globals__
         glb["_checks"] = False  # value checks run on the host before each launch instead
+        # An update may write into its Variable's array when nothing else holds it (the replay asks
+        # sys.getrefcount). The fixed buffers are made here and held by nobody else (run() checks
+        # that before every launch), so the captured update writes into them: no copy back.
+        fixed_ids = {id(f) for f in self.fixed}
+        glb["_rc"] = lambda a: 0 if id(a) in fixed_ids else sys.getrefcount(a) - 1
         try:
             with stream:
                 stream.begin_capture()
@@ -80,6 +85,7 @@ class GraphRunner:
                     graph = stream.end_capture()
         finally:
             glb["_checks"] = True
+            glb["_rc"] = sys.getrefcount
             cp.cuda.set_allocator(prev)
         for v, f in zip(self.vars, self.fixed):
             v.data = f

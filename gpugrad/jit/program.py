@@ -307,7 +307,7 @@ def _plan(instrs, bufs, sinks, state, outputs):
         for i, ins in enumerate(instrs):
             if o in ins.fresh:
                 ok = (
-                    ins.plan and isinstance(ins.fn, np.ufunc) and bufs[o].root == o
+                    ins.plan and getattr(ins.fn, "nout", None) == 1 and bufs[o].root == o  # a NumPy or CuPy ufunc
                     and _same_layout(bufs[o].value, bufs[vi].value) and last.get(bufs[vi].root, -1) <= i
                     and vi in ins.reads()
                 )
