@@ -173,3 +173,18 @@ def test_a_captured_step_updates_variables_in_place_and_moves_no_more_than_eager
     inputs = x.data.nbytes + labels.data.nbytes
     # no copy of any Variable per launch: only the inputs copied into the graph's buffers beyond eager
     assert compiled.bytes_read + compiled.bytes_written <= eager.bytes_read + eager.bytes_written + 2 * inputs + 64
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_and_erf_compile_on_cuda(approximate):
+    _sim()
+    f = gg.jit(lambda x: gg.sum(gg.gelu(x, approximate=approximate) * gg.erf(x)))
+    g = gg.jit(gg.grad(lambda x: gg.sum(gg.gelu(x, approximate=approximate))))
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x = gg.constant(rng.standard_normal(64).astype(np.float32), device="cuda")
+        want = gg.sum(gg.gelu(x, approximate=approximate) * gg.erf(x)).numpy()
+        np.testing.assert_allclose(f(x).numpy(), want, rtol=1e-5)
+        gw = gg.grad(lambda x: gg.sum(gg.gelu(x, approximate=approximate)))(x).numpy()
+        np.testing.assert_allclose(g(x).numpy(), gw, rtol=1e-5, atol=1e-6)
+    assert f.trace_count == g.trace_count == 1
