@@ -1,14 +1,17 @@
 """Random tensors, reproducible with a seed on each backend.
 
 ``seed(n)`` resets one generator per backend; an op-level ``seed=`` draws from a generator of
-its own, so the same call with the same seed gives the same numbers every time.
+its own, so the same call with the same seed gives the same numbers every time. The CPU draws with
+NumPy's ``RandomState``; CUDA devices with a counter-based generator (:mod:`gpugrad.philox`), so
+that compiled steps captured as CUDA graphs draw afresh at every launch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import backend
+from . import backend, philox
+from .philox import Philox
 from .tensor import DEFAULT_FLOAT, Tensor
 
 _global_seed: int | None = None
@@ -37,35 +40,37 @@ def _generator(dev: str, op_seed):
 def _new(dev, s):
     if dev == "cpu":
         return np.random.RandomState(s)
-    cp = backend.cupy()
-    with cp.cuda.Device(int(dev.split(":")[1])):
-        return cp.random.RandomState(s)
+    return Philox(s)  # counter-based: a compiled step captured as a CUDA graph draws afresh each launch
 
 
 def _sample(dev, op_seed, method, args, shape, dt):
-    """One draw from the generator that ``seed``/``op_seed`` select *now*: a compiled step records
-    this call, so each replay draws as eager code would (a fixed ``seed=`` gives the same numbers
-    every call; ``gg.random.seed`` between calls restarts the sequence)."""
+    """One draw on the CPU from the generator that ``seed``/``op_seed`` select *now*: a compiled
+    step records this call, so each replay draws as eager code would (a fixed ``seed=`` gives the
+    same numbers every call; ``gg.random.seed`` between calls restarts the sequence)."""
     g = _generator(dev, op_seed)
-    if dev == "cpu":
-        return getattr(g, method)(*args, size=shape).astype(dt, copy=False)
-    with backend.cupy().cuda.Device(int(dev.split(":")[1])):
-        return getattr(g, method)(*args, size=shape, dtype=_cupy_draw_dtype(method, dt)).astype(dt, copy=False)
+    return getattr(g, method)(*args, size=shape).astype(dt, copy=False)
 
 
 def _draw(method, shape, dtype, device, seed, *args):
     dev = backend.normalize_device(device)
     dt = DEFAULT_FLOAT if dtype is None else np.dtype(dtype)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return Tensor._make(backend.host_array(_sample, dev, seed, method, args, shape, dt))
+    if dev == "cpu":
+        return Tensor._make(backend.host_array(_sample, dev, seed, method, args, shape, dt))
+
+    def take(n):  # the generator that seed()/seed= select when the draw runs (also at each replay)
+        return _generator(dev, seed).take(n)
+
+    if method == "randint":  # uniform in [low, high), rounded down (32 random bits)
+        u = philox.draw(take, dev, shape, np.float64, philox.UNIFORM, *args)
+        return Tensor._make(backend.get_array_module(u).floor(u).astype(dt))
+    dist = philox.NORMAL if method == "normal" else philox.UNIFORM
+    return Tensor._make(philox.draw(take, dev, shape, dt, dist, *args))
 
 
-def _cupy_draw_dtype(method: str, dt: np.dtype) -> np.dtype:
-    """The dtype CuPy draws in for ``dt``: its float draws take float32 or float64 only, and
-    ``randint`` an integer dtype (the result is then cast to ``dt``, as on the CPU)."""
-    if method == "randint":
-        return dt if dt.kind in "iu" else np.dtype(np.int64)
-    return dt if dt.char in "fd" else np.dtype(np.float32 if dt.itemsize <= 4 else np.float64)
+def uniform_array(take, dev: str, shape, dtype):
+    """Uniforms in [0, 1) on ``dev`` from the generator ``take`` looks up (Dropout's masks)."""
+    return philox.draw(take, dev, tuple(shape), dtype, philox.UNIFORM, 0.0, 1.0)
 
 
 def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None, device=None, requires_grad: bool = False) -> Tensor:

@@ -188,3 +188,51 @@ def test_gelu_and_erf_compile_on_cuda(approximate):
         gw = gg.grad(lambda x: gg.sum(gg.gelu(x, approximate=approximate)))(x).numpy()
         np.testing.assert_allclose(g(x).numpy(), gw, rtol=1e-5, atol=1e-6)
     assert f.trace_count == g.trace_count == 1
+
+
+def test_a_step_with_dropout_adam_a_schedule_and_clipnorm_is_one_graph_launch_and_equals_eager():
+    sim = _sim()
+    runs = []
+    for compiled in (False, True):
+        gg.random.seed(21)
+        x, labels, ws = _setup("cuda")
+        drop = gg.nn.Dropout(0.3)
+        opt = OPTS["adam_schedule_clipnorm"]()
+
+        def step(x, labels, ws=ws, opt=opt, drop=drop):
+            with gg.GradientTape() as tape:
+                h = drop(gg.tanh(x @ ws[0] + ws[1]), training=True)
+                loss = gg.losses.sparse_categorical_crossentropy(labels, h @ ws[2] + ws[3], from_logits=True)
+            opt.apply_gradients(zip(tape.gradient(loss, ws), ws))
+            return loss
+
+        f = gg.jit(step) if compiled else step
+        losses = [f(x, labels).numpy() for _ in range(3)]
+        if compiled:
+            with sim.counters() as c:
+                losses.append(f(x, labels).numpy())
+            assert c.graph_launches == 1 and c.h2d <= 1 and c.syncs == 1, c  # the sync: .numpy()
+        else:
+            losses.append(f(x, labels).numpy())
+        losses += [f(x, labels).numpy() for _ in range(2)]
+        runs.append((losses, [w.numpy() for w in ws]))
+    (l0, w0), (l1, w1) = runs
+    assert len(set(np.round(l0, 6))) == len(l0)  # a new mask at every step
+    np.testing.assert_allclose(l1, l0, rtol=1e-5)  # the same masks as eager code
+    for a, b in zip(w1, w0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_draws_are_the_same_eager_and_compiled_and_follow_reseeding():
+    _sim()
+    f = gg.jit(lambda x: x + gg.random.normal((6,), device="cuda"))
+    gg.random.seed(4)
+    eager = [(gg.zeros(6, device="cuda") + gg.random.normal((6,), device="cuda")).numpy() for _ in range(3)]
+    gg.random.seed(4)
+    got = [f(gg.zeros(6, device="cuda")).numpy() for _ in range(3)]
+    np.testing.assert_array_equal(np.array(got), np.array(eager))
+    gg.random.seed(4)
+    np.testing.assert_array_equal(f(gg.zeros(6, device="cuda")).numpy(), eager[0])
+    seeded = gg.jit(lambda x: x + gg.random.uniform((6,), seed=9, device="cuda"))
+    first = seeded(gg.zeros(6, device="cuda")).numpy()
+    np.testing.assert_array_equal(seeded(gg.zeros(6, device="cuda")).numpy(), first)

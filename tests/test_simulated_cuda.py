@@ -276,6 +276,27 @@ def test_graph_capture_records_and_replays():
     np.testing.assert_array_equal(acc.get(), [14, 14, 14, 14])
 
 
+def test_copies_casts_gathers_and_fills_made_in_a_capture_run_again_at_each_launch():
+    x = cp.arange(4, dtype=cp.float32)
+    idx = cp.asarray(np.array([3, 0]))
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        stream.begin_capture()
+        cast = x.astype(cp.float64)
+        copied = x.copy()
+        gathered = x[idx]
+        acc = cp.zeros(4, dtype=cp.float32)  # a fill kernel: zero again at every launch
+        acc += x
+        graph = stream.end_capture()
+    for k in range(1, 4):
+        x[...] = k
+        graph.launch(stream)
+        np.testing.assert_array_equal(cast.get(), [k] * 4)
+        np.testing.assert_array_equal(copied.get(), [k] * 4)
+        np.testing.assert_array_equal(gathered.get(), [k] * 2)
+        np.testing.assert_array_equal(acc.get(), [k] * 4)
+
+
 @pytest.mark.parametrize("what", ["get", "item", "sync", "h2d"])
 def test_capture_refuses_syncs_and_copies(what):
     x = cp.ones(4)

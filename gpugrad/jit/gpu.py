@@ -42,6 +42,8 @@ def load(group: Group, device: str):
 class FusedCudaKernel:
     """One launch of a compiled group: fresh outputs, contiguous inputs, host numbers in device memory."""
 
+    host_dtype = np.dtype(np.float64)  # its host numbers are read as doubles (in a captured graph too)
+
     def __init__(self, fn, group: Group):
         self.fn = fn
         self.group = group

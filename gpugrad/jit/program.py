@@ -155,8 +155,8 @@ class DeviceScalars:
                 self.why_not = "a host number is read where no device array gives its dtype"
                 return
             # a fused kernel reads its host numbers as doubles; an array call in NumPy's promotion
-            dt = np.dtype(np.float64) if isinstance(ins.fn, _gpu.FusedCudaKernel) else \
-                np.result_type(*[a.dtype for a in arrays])
+            host_dt = getattr(ins.fn, "host_dtype", None)  # a call that reads its host numbers as doubles
+            dt = host_dt if host_dt is not None else np.result_type(*[a.dtype for a in arrays])
             sub = {}
             for r in reads:
                 key = (r, dt)
@@ -167,26 +167,32 @@ class DeviceScalars:
             self.substituted[i] = (ins, sub)
         cp = backend.cupy()
         dev = next(backend.device_of(b.value) for b in bufs if b.kind == "arg" and backend.is_cupy_array(b.value))
-        dtypes = list(dict.fromkeys(dt for _, dt, _ in self.slots))
+        # one block of bytes holds every dtype's numbers (8-byte aligned), so one copy moves them all
+        regions, size = {}, 0
+        for dt in dict.fromkeys(dt for _, dt, _ in self.slots):
+            count = sum(1 for s in self.slots if s[1] == dt)
+            regions[dt] = (size, count)
+            size += -(-count * dt.itemsize // 8) * 8
         with cp.cuda.Device(int(dev.split(":")[1])):
-            self.device = {dt: cp.zeros(sum(1 for s in self.slots if s[1] == dt), dt) for dt in dtypes}
-        self.staging = {dt: np.zeros(self.device[dt].shape, dt) for dt in dtypes}
-        views = {(r, dt): self.device[dt][k] for r, dt, k in self.slots}  # 0-d views: fixed addresses
+            self.device = cp.zeros(size, np.uint8)
+        self.staging = np.zeros(size, np.uint8)
+        self.host_views = {dt: self.staging[o:o + c * dt.itemsize].view(dt) for dt, (o, c) in regions.items()}
+        device_views = {dt: self.device[o:o + c * dt.itemsize].view(dt) for dt, (o, c) in regions.items()}
+        views = {(r, dt): device_views[dt][k] for r, dt, k in self.slots}  # 0-d views: fixed addresses
         for i, (ins, sub) in list(self.substituted.items()):
             self.substituted[i] = Instr(ins.fn, _swap(ins.args, sub, views), _swap(ins.kwargs, sub, views),
                                         ins.out, ins.writes, ins.fresh, ins.plan, ins.host, ins.err)
 
     def stage(self):
-        """Run the host part; put its numbers on the device (one copy per dtype). Returns them."""
+        """Run the host part; put its numbers on the device (one copy). Returns them."""
         env = {}
         for ins in self.host_instrs.values():
             args = [env[a.i] if isinstance(a, Ref) else a for a in ins.args]
             res = args[0][args[1]] if isinstance(ins.fn, tuple) else ins.fn(*args, **ins.kwargs)
             env[ins.out.i] = res
         for r, dt, k in self.slots:
-            self.staging[dt][k] = env[r]
-        for dt, d in self.device.items():
-            d.set(self.staging[dt])
+            self.host_views[dt][k] = env[r]
+        self.device.set(self.staging)
         return env
 
 

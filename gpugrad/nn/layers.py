@@ -291,13 +291,9 @@ class Dropout(Layer):
             g = self._generators[dev] = _random._new(dev, self.seed)
         return g
 
-    def _uniform(self, dev: str, shape, dtype):
+    def _uniform(self, dev: str, shape):
         # the generator is looked up at each draw, so gg.random.seed between compiled calls counts
-        g = self._generator(dev)
-        if dev == "cpu":
-            return g.random_sample(shape)
-        # uniforms in float32 for float32 inputs: half the random traffic of float64 ones
-        return g.random_sample(shape, dtype=np.float32 if dtype.itemsize <= 4 else np.float64)
+        return self._generator(dev).random_sample(shape)
 
     def call(self, x: Tensor, training=None) -> Tensor:
         if not training or self.rate == 0.0:
@@ -307,7 +303,12 @@ class Dropout(Layer):
             if len(self.noise_shape) != len(shape):
                 raise ValueError(f"Dropout {self.name!r}: noise_shape {self.noise_shape} does not match inputs {shape}")
             shape = tuple(s if n is None else int(n) for s, n in zip(shape, self.noise_shape, strict=True))
-        u = backend.host_array(self._uniform, x.device, shape, x.dtype)  # drawn afresh at every gg.jit replay too
+        dev = x.device
+        if dev == "cpu":
+            u = backend.host_array(self._uniform, dev, shape)  # drawn afresh at every gg.jit replay too
+        else:  # float32 uniforms for float32 inputs: half the random traffic of float64 ones
+            u = _random.uniform_array(lambda n: self._generator(dev).take(n), dev, shape,
+                                      np.float32 if x.dtype.itemsize <= 4 else np.float64)
         keep = (u >= self.rate).astype(x.dtype)
         keep *= x.dtype.type(1.0 / (1.0 - self.rate))
         return x * Tensor._make(keep)

@@ -204,8 +204,8 @@ class ndarray:  # noqa: N801 - CuPy's name
             if Ellipsis not in items:
                 items = (*items, Ellipsis)  # a 0-d array rather than a NumPy scalar
             return wrap_view(self._a[items], self._dev)
-        res = self._a[k]
-        return new_result("cupy_getitem", np.asarray(res), self._dev, self.nbytes)
+        a = self._a
+        return computed("cupy_getitem", lambda: np.asarray(a[k]), self._dev, self.nbytes)
 
     def __setitem__(self, key, value) -> None:
         k = unwrap_index(key)
@@ -273,11 +273,12 @@ class ndarray:  # noqa: N801 - CuPy's name
         dtype = np.dtype(dtype)
         if not copy and dtype == self.dtype:
             return self
-        res = self._a.astype(dtype, order=order, copy=True)
-        return new_result("cupy_astype", res, self._dev, self.nbytes)
+        a = self._a
+        return computed("cupy_astype", lambda: a.astype(dtype, order=order, copy=True), self._dev, self.nbytes)
 
     def copy(self, order="C"):
-        return new_result("cupy_copy", self._a.copy(order=order), self._dev, self.nbytes)
+        a = self._a
+        return computed("cupy_copy", lambda: a.copy(order=order), self._dev, self.nbytes)
 
     def view(self, dtype=None, type=None):  # noqa: A002 - CuPy's name
         return wrap_view(self._a.view() if dtype is None else self._a.view(dtype), self._dev)
@@ -417,6 +418,21 @@ def new_result(name: str, res: np.ndarray, dev: int, read: int, *, launch: bool 
     if launch and cap is None:
         D.count_launch(name, read, res.nbytes)
     return wrap_view(res, dev)
+
+
+def computed(name: str, compute: Callable, dev: int, read: int) -> ndarray:
+    """:func:`new_result` of ``compute()``, a kernel's work: while a CUDA graph is captured the
+    kernel is recorded too, so each launch of the graph computes it again into the same memory."""
+    out = new_result(name, compute(), dev, read)
+    cap = D.capturing()
+    if cap is not None:
+        dst = out._a
+
+        def again() -> None:
+            np.copyto(dst, compute(), casting="unsafe")
+
+        cap.record(name, again, read, dst.nbytes)
+    return out
 
 
 def to_device(data, dev: int, dtype=None, copy: bool = True, order: str = "K") -> ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _device as _D
 from .._array import call as _call
+from .._array import computed as _computed
 from .._array import ndarray
 from .._array import new_result as _new_result
 from .._array import to_device as _to_device
@@ -225,8 +226,8 @@ def _like_impl(a, dtype, shape, make) -> ndarray:
 def _made(name: str, fn):
     def f(*args, **kwargs):
         kwargs.pop("like", None)
-        res = fn(*args, **kwargs)
-        return _new_result(f"cupy_{name}", np.asarray(res), _current(), 0)
+        # a fill is a kernel: a captured graph fills the array again at each launch
+        return _computed(f"cupy_{name}", lambda: np.asarray(fn(*args, **kwargs)), _current(), 0)
 
     f.__name__ = f.__qualname__ = name
     return f
