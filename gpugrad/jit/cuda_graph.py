@@ -10,8 +10,10 @@ a later launch never overwrites what an earlier call returned).
 
 Host numbers a step computes at each call (an optimizer's learning rate, step count and bias
 corrections) are device scalars (:class:`gpugrad.jit.program.DeviceScalars`): the host part runs
-before each launch and one copy hands its numbers to the graph. Steps that draw random numbers
-replay op by op (a captured draw would repeat the same numbers).
+before each launch and one copy hands its numbers to the graph. Random draws on CUDA are such
+numbers too (the key and counter of :mod:`gpugrad.philox`), so a captured step draws afresh at each
+launch. A step whose host code makes whole arrays at each call (``backend.host_array``) replays op
+by op instead: a captured copy of them would repeat the same values.
 """
 
 from __future__ import annotations

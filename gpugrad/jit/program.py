@@ -118,7 +118,7 @@ class DeviceScalars:
     (:attr:`host_instrs`) runs in Python, its numbers go into a staging array and one copy puts
     them on the device, where the captured calls read them. Each number gets a slot per dtype it
     is read in, converted as NumPy converts a Python number (``float32(lr)`` next to float32
-    arrays). ``why_not`` says why a step cannot be captured (random draws, host numbers read where
+    arrays). ``why_not`` says why a step cannot be captured (arrays made by host code, numbers read where
     no array gives their dtype)."""
 
     def __init__(self, prog, bufs):
@@ -133,7 +133,7 @@ class DeviceScalars:
                 outs = []
                 _trace._collect(ins.out, outs)
                 if any(bufs[o].kind != "host" for o in outs):
-                    self.why_not = "the step draws random numbers on the host side of CuPy at each call"
+                    self.why_not = "the step makes arrays with host code at each call (backend.host_array)"
                     return
                 self.host_instrs[i] = ins
                 self.host_bufs.update(outs)
