@@ -69,15 +69,16 @@ def test_softmax_rows_just_under_48k_of_shared_memory(cols):
 
 
 def test_dropout_draws_float32_uniforms_for_float32_inputs(monkeypatch):
-    cp = backend.cupy()
+    from gpugrad import philox
+
     seen = []
-    orig = cp.random.RandomState.random_sample
+    orig = philox._launch
 
-    def spy(self, size=None, dtype=float):
-        seen.append(np.dtype(dtype))
-        return orig(self, size, dtype)
+    def spy(k0, k1, ctr, out, *rest):
+        seen.append(out.dtype)
+        return orig(k0, k1, ctr, out, *rest)
 
-    monkeypatch.setattr(cp.random.RandomState, "random_sample", spy)
+    monkeypatch.setattr(philox, "_launch", spy)
     layer = gg.nn.Dropout(0.5, seed=1)
     x = gg.ones((16, 32), device="cuda")
     y = layer(x, training=True)

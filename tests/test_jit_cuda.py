@@ -236,3 +236,35 @@ def test_cuda_draws_are_the_same_eager_and_compiled_and_follow_reseeding():
     seeded = gg.jit(lambda x: x + gg.random.uniform((6,), seed=9, device="cuda"))
     first = seeded(gg.zeros(6, device="cuda")).numpy()
     np.testing.assert_array_equal(seeded(gg.zeros(6, device="cuda")).numpy(), first)
+
+
+def test_a_pytorch_style_step_on_cuda_is_one_graph_launch():
+    sim = _sim()
+    runs = []
+    for compiled in (False, True):
+        gg.random.seed(2)
+        x, labels, _ = _setup("cuda")
+        rng = np.random.default_rng(8)
+        ps = [gg.tensor(rng.standard_normal(s).astype(np.float32) * 0.3, device="cuda", requires_grad=True)
+              for s in ((12, 5), (5,))]
+        opt = gg.optimizers.Adam(ps, lr=0.01)
+
+        def step(x, labels, ps=ps, opt=opt):
+            opt.zero_grad()
+            loss = gg.losses.sparse_categorical_crossentropy(labels, x @ ps[0] + ps[1], from_logits=True)
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = gg.jit(step) if compiled else step
+        losses = [f(x, labels).numpy() for _ in range(4)]
+        if compiled:
+            with sim.counters() as c:
+                losses.append(f(x, labels).numpy())
+            assert c.graph_launches == 1 and c.syncs == 1, c
+        else:
+            losses.append(f(x, labels).numpy())
+        runs.append((losses, [p.numpy() for p in ps]))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import sys
 
 from .. import backend
+from ..tensor import Tensor
+from .program import accumulate_grad
 
 
 class GraphRunner:
@@ -50,8 +52,8 @@ class GraphRunner:
             seen[id(v)] = v
         for v, _, _ in prog.state["var_out"]:
             seen[id(v)] = v
-        if prog.state["grad_in"] or prog.state["grad_out"]:
-            raise RuntimeError("the step reads or sets .grad of Variables")
+        if any(isinstance(o, tuple) for o, *_ in prog.state["grad_in"] + prog.state["grad_out"]):
+            raise RuntimeError("the step reads or sets .grad of its Tensor arguments")
         self.vars = list(seen.values())
         self.fixed = [v.data.copy() for v in self.vars]
         for v, f in zip(self.vars, self.fixed):
@@ -75,6 +77,17 @@ class GraphRunner:
         # that before every launch), so the captured update writes into them: no copy back.
         fixed_ids = {id(f) for f in self.fixed}
         glb["_rc"] = lambda a: 0 if id(a) in fixed_ids else sys.getrefcount(a) - 1
+        # .grad: a grad the step reads is copied into a fixed buffer before each launch; a grad it
+        # sets is the buffer the graph writes, copied out after each launch (a new Tensor each call,
+        # as backward() makes). During the capture the owners see those buffers, and a grad that
+        # backward() adds to is taken as absent (the addition runs after the launch).
+        saved = {id(o): (o, o.grad) for o, *_ in prog.state["grad_in"] + prog.state["grad_out"]}
+        self.grad_in = [(o, o.grad.data.copy()) for o, _ in prog.state["grad_in"]]
+        for o, g in self.grad_in:
+            o.grad = Tensor._make(g)
+        for o, _, mode in prog.state["grad_out"]:
+            if mode == "acc":
+                o.grad = None
         try:
             with stream:
                 stream.begin_capture()
@@ -83,15 +96,20 @@ class GraphRunner:
                     for v, f in zip(self.vars, self.fixed):
                         if v.data is not f:
                             f[...] = v.data  # the new value back into the Variable's fixed buffer
+                    self.grad_out = [(o, None if b is None else o.grad.data, mode)
+                                     for o, b, mode in prog.state["grad_out"]]
                 finally:
                     graph = stream.end_capture()
         finally:
             glb["_checks"] = True
             glb["_rc"] = sys.getrefcount
             cp.cuda.set_allocator(prev)
+            for o, g in saved.values():
+                o.grad = g
         for v, f in zip(self.vars, self.fixed):
             v.data = f
-            v._version -= 1  # the capture ran the step's Python once without computing it
+            if v._is_var:  # a Tensor (a PyTorch-style parameter) has no version counter
+                v._version -= 1  # the capture ran the step's Python once without computing it
         self.graph = graph
         self.base_refs = []
         for i in range(len(self.fixed)):  # the same reference pattern as in run()
@@ -102,6 +120,7 @@ class GraphRunner:
 
     def run(self, arrays):
         prog = self.prog
+        prog.check_state()  # what the captured code's own checks would ask
         for ins, pos in self.prechecks:
             args = [arrays[pos[a.i]] if hasattr(a, "i") and a.i in pos else _const(prog, a) for a in ins.args]
             ins.fn(*args)
@@ -119,9 +138,19 @@ class GraphRunner:
         env = self.scalars.stage() if self.scalars is not None else None
         for buf, a in zip(self.inputs, arrays):
             buf[...] = a
+        for o, g in self.grad_in:
+            g[...] = o.grad.data
         self.graph.launch(self.cp.cuda.get_current_stream())
         for v in self.vars:
-            v._version += 1
+            if v._is_var:
+                v._version += 1
+        for o, g, mode in self.grad_out:
+            if g is None:
+                o.grad = None
+            elif mode == "acc":
+                o.grad = accumulate_grad(o.grad, g.copy())
+            else:
+                o.grad = Tensor._make(g.copy())
         outs = [o.copy() if o is not None else env[b] for o, b in zip(self.outs, prog.outputs)]
         return prog.build(outs)
 

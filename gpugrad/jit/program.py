@@ -94,9 +94,21 @@ class Program:
                 leaves.append(k[1])
         return _build(self.out_spec, iter(leaves))
 
+    def check_state(self) -> None:
+        """Raise :class:`Stale` when a Variable (or Tensor) the program reads or writes no longer
+        fits it: the replay's own first lines, for a launch of the captured graph, which runs none."""
+        for v, key, grad_none in self.checks:
+            if key is not None:
+                d = v.data
+                if d.shape != key[0] or d.dtype != key[1] or (len(key) > 2 and backend.device_of(d) != key[2]):
+                    raise Stale
+            if grad_none is not None and (v.grad is None) is not grad_none:
+                raise Stale
+
     def _run_cuda(self, arrays):
         g = self._graph
         if g is None:
+            self.check_state()  # a state this program does not fit is no reason to give up the graph
             from .cuda_graph import GraphRunner
 
             try:
@@ -465,7 +477,7 @@ def _codegen(prog: Program, device_scalars=None):
         if o is None:
             body.append(f"{vn}.grad = None")
         elif mode == "acc":  # backward() into a .grad: set it, or add to the one found there
-            names.globals["_acc"] = _accumulate_grad
+            names.globals["_acc"] = accumulate_grad
             body.append(f"{vn}.grad = _acc({vn}.grad, b{o})")
         else:
             body.append(f"{vn}.grad = _T(b{o})")
@@ -494,7 +506,7 @@ def _codegen(prog: Program, device_scalars=None):
     return src, glb["_replay"], glb["_raw"]
 
 
-def _accumulate_grad(g, new):
+def accumulate_grad(g, new):
     """``.grad`` after backward() adds ``new``: ``new`` itself where there was none."""
     if g is None:
         return Tensor._make(new)
