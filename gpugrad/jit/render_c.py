@@ -87,6 +87,30 @@ def expression(op, operands: list[str]) -> str:
     }[n]
 
 
+INDEX = {"full": "i", "scalar": "0", "row": "c", "col": "o", "host": "0"}  # the loops' index names
+
+
+def statement(group: Group, op) -> str:
+    """``op`` as an expression over the loop's inputs (``in<k>[...]``), earlier values (``t<j>``) and
+    literals, each operand converted to the op's compute type (the same text for C and CUDA C)."""
+    operands = []
+    for slot, (kind, v) in enumerate(op.args):
+        want = "bool" if (op.name == "where" and slot == 0) or op.name.startswith("logical") else op.compute
+        wt = CTYPE[want]
+        if kind == "lit":
+            operands.append(literal(v, wt))
+            continue
+        if kind == "in":
+            src, dt = f"in{v}[{INDEX[group.inputs[v].kind]}]", group.inputs[v].dtype
+        else:
+            src, dt = f"t{v}", group.ops[v].dtype
+        if want == "bool" and dt != "bool":
+            operands.append(f"({src} != 0)")
+        else:
+            operands.append(src if dt == want else f"(({wt}){src})")
+    return expression(op, operands)
+
+
 def math_functions(group: Group) -> set[str]:
     """The C math functions the group calls (to declare with the ``simd`` attribute)."""
     used = set()
@@ -124,25 +148,8 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
     lines.append("        #pragma omp simd")
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")
     lines.append(f"            const int64_t i = o * {group.inner} + c;")
-    index = {"full": "i", "scalar": "0", "row": "c", "col": "o", "host": "0"}
     for j, op in enumerate(group.ops):
-        operands = []
-        for slot, arg in enumerate(op.args):
-            kind, v = arg
-            want = "bool" if (op.name == "where" and slot == 0) or op.name.startswith("logical") else op.compute
-            wt = CTYPE[want]
-            if kind == "lit":
-                operands.append(literal(v, wt))
-                continue
-            if kind == "in":
-                src, dt = f"in{v}[{index[group.inputs[v].kind]}]", group.inputs[v].dtype
-            else:
-                src, dt = f"t{v}", group.ops[v].dtype
-            if want == "bool" and dt != "bool":
-                operands.append(f"({src} != 0)")
-            else:
-                operands.append(src if dt == want else f"(({wt}){src})")
-        lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){expression(op, operands)};")
+        lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){statement(group, op)};")
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         lines.append(f"            {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
     lines += ["        }", "    }", "}", ""]

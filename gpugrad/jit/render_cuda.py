@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from .fusion import Group
-from .render_c import CTYPE, expression, literal
+from .render_c import CTYPE, statement
 
 __all__ = ["render", "kernel_name"]
 
@@ -44,7 +44,6 @@ def render(group: Group) -> tuple[str, str]:
         if slot >= 0:
             params.append(f"{CTYPE[group.ops[j].dtype]} *__restrict__ out{q}")
     params.append("const long long n")
-    index = {"full": "i", "scalar": "0", "row": "c", "col": "o"}
     body = [
         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
         "         i += (long long)gridDim.x * blockDim.x) {",
@@ -52,25 +51,8 @@ def render(group: Group) -> tuple[str, str]:
         "        (void)o; (void)c;",
     ]
     for j, op in enumerate(group.ops):
-        operands = []
-        for slot, (kind, v) in enumerate(op.args):
-            want = "bool" if (op.name == "where" and slot == 0) or op.name.startswith("logical") else op.compute
-            wt = CTYPE[want]
-            if kind == "lit":
-                operands.append(literal(v, wt))
-                continue
-            if kind == "in":
-                inp = group.inputs[v]
-                src = f"in{v}[0]" if inp.kind == "host" else f"in{v}[{index[inp.kind]}]"
-                dt = inp.dtype
-            else:
-                src, dt = f"t{v}", group.ops[v].dtype
-            if want == "bool" and dt != "bool":
-                operands.append(f"({src} != 0)")
-            else:
-                operands.append(src if dt == want else f"(({wt}){src})")
         ct = CTYPE[op.dtype]
-        body.append(f"        const {ct} t{j} = ({ct}){expression(op, operands)};")
+        body.append(f"        const {ct} t{j} = ({ct}){statement(group, op)};")
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         body.append(f"        {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
     body.append("    }")
