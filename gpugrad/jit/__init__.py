@@ -28,18 +28,26 @@ Semantics, as in ``jax.jit`` and ``tf.function``:
 - Variables the first call creates (a layer built on first use, an optimizer's slots) are state of
   that same trace; one made and dropped inside the call is made afresh at each call (the call runs
   eagerly and the next one traces again).
-- ``.grad``: ``backward()`` inside the step writes ``.grad`` of ``requires_grad`` Tensor arguments and
-  Variables at every call, adding to a grad found there as eager code does.
+- ``.grad``: ``backward()`` inside the step writes ``.grad`` of ``requires_grad`` Tensor arguments,
+  Variables and ``requires_grad`` Tensors the step reaches by closure (PyTorch-style parameters,
+  whose optimizer updates are state too) at every call, adding to a grad found there as eager
+  code does.
 - Random draws (``gg.random``, ``Dropout``) draw at every call from the generator that eager code
   would use then: a ``seed=`` gives the same numbers each call, ``gg.random.seed`` between calls
   restarts the sequence.
-- Returned tensors are cut from any graph (``requires_grad`` is not carried over); called while a
-  GradientTape records, a compiled function runs eagerly so that the tape sees it.
+- Returned tensors keep ``requires_grad`` where eager code's would, but no graph: differentiating
+  one raises, saying why (call ``backward()`` inside the step). Called while a GradientTape
+  records, a compiled function runs eagerly so that the tape sees it.
 - Not thread-safe: one compiled function must not run in two threads at once.
 
+Elementwise chains are fused (:mod:`.fusion`): one C loop on the CPU (:mod:`.cpu`), one CUDA kernel
+on a GPU (:mod:`.gpu`); ``GPUGRAD_FUSION=0`` turns that off.
+
 On CuPy arrays the replay is captured once as a CUDA graph (every buffer allocated before the
-capture) and each later call is the copies of new inputs plus one graph launch
-(``cuda_graph=False`` opts out; a failed capture falls back to plain replay with a warning).
+capture) and each later call is the copies of new inputs, one copy of the step's host numbers
+(learning rates, step counts, the random generator's counter: :class:`.program.DeviceScalars`)
+and one graph launch (``cuda_graph=False`` opts out; a failed capture falls back to plain replay
+with a warning).
 """
 
 from .compiled import Compiled, jit
