@@ -14,6 +14,8 @@ WARP_MAX_COLS = 1024
 SMALL_MAX_COLS = 32
 _GRID_BLOCKS_PER_SM = 32
 _MAX_ROW_GRID = 1 << 16
+#: blocks per multiprocessor a split row's launches aim at (chunks per row follow from it)
+_SPLIT_BLOCKS_PER_SM = 4
 #: dynamic shared memory a block may use without the opt-in attribute
 _DEFAULT_SMEM = 48 * 1024
 #: kept free of the opt-in limit for the kernels' static shared memory (block_reduce's partials)
@@ -32,9 +34,10 @@ def _pow2_at_least(n: int) -> int:
 
 class RowPlan:
     """How a row operation runs: ``layout`` (a kernel name part), its grid/block/dynamic shared
-    memory, and for split rows the chunk length, chunks per row and rows per launch slice."""
+    memory, and for split rows the chunk length, chunks per row, Fin's grid and block and the row
+    Fin starts at (``fin_first``: Fin walks the rows from there and wraps)."""
 
-    __slots__ = ("layout", "grid", "block", "smem", "chunk", "nch", "slice_rows", "fin_grid", "fin_block")
+    __slots__ = ("layout", "grid", "block", "smem", "chunk", "nch", "fin_grid", "fin_block", "fin_first")
 
     def __init__(
         self,
@@ -44,13 +47,13 @@ class RowPlan:
         smem: int = 0,
         chunk: int = 0,
         nch: int = 0,
-        slice_rows: int = 0,
         fin_grid: int = 0,
         fin_block: int = 0,
+        fin_first: int = 0,
     ) -> None:
         self.layout, self.grid, self.block, self.smem = layout, grid, block, smem
-        self.chunk, self.nch, self.slice_rows = chunk, nch, slice_rows
-        self.fin_grid, self.fin_block = fin_grid, fin_block
+        self.chunk, self.nch = chunk, nch
+        self.fin_grid, self.fin_block, self.fin_first = fin_grid, fin_block, fin_first
 
     def __repr__(self) -> str:
         return "RowPlan(" + ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__) + ")"
@@ -65,33 +68,36 @@ def _block_threads(cols: int) -> int:
 
 
 def _split_plan(rows: int, cols: int, row_bytes: int, sm_count: int, l2_bytes: int, elementwise: bool) -> RowPlan:
-    # enough chunks for two blocks per multiprocessor, chunks of 1K..16K columns
-    want = max(1, -(-2 * sm_count // max(rows, 1)))
+    """One Part and one Fin launch over all rows (grid-stride, whatever the row count).
+
+    Chunks of 1K..16K columns, enough of them for ``_SPLIT_BLOCKS_PER_SM`` blocks per
+    multiprocessor. An elementwise Fin re-reads the row's inputs; it starts at the last rows whose
+    inputs fit in half of L2 (the rows Part read last, still in L2) and wraps round to row 0.
+    """
+    want = max(1, -(-_SPLIT_BLOCKS_PER_SM * sm_count // max(rows, 1)))
     chunk = min(16384, max(1024, -(-cols // want)))
     chunk = -(-chunk // 256) * 256
     nch = -(-cols // chunk)
+    grid = _cap(rows * nch)
     if elementwise:
-        # rows per Part/Fin pair: the slice's inputs fit in half of L2, so Fin re-reads them from L2
-        slice_rows = max(1, min(rows, (l2_bytes // 2) // max(row_bytes, 1)))
-        grid = _cap(slice_rows * nch)
+        in_l2 = max(1, min(rows, (l2_bytes // 2) // max(row_bytes, 1)))
         return RowPlan(
             "split",
             grid,
             SPLIT_THREADS,
             chunk=chunk,
             nch=nch,
-            slice_rows=slice_rows,
             fin_grid=grid,
             fin_block=SPLIT_THREADS,
+            fin_first=rows - in_l2,
         )
     per_block = SPLIT_THREADS // 32
     return RowPlan(
         "split",
-        _cap(rows * nch),
+        grid,
         SPLIT_THREADS,
         chunk=chunk,
         nch=nch,
-        slice_rows=rows,
         fin_grid=_cap(-(-rows // per_block)),
         fin_block=SPLIT_THREADS,
     )

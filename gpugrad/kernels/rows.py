@@ -27,10 +27,10 @@ def _launch_rows(
 ) -> None:
     """Launches ``<base>_<layout>_<dtype>`` over [rows, cols], the layout from :func:`row_plan`.
 
-    Row kernels take ``(*inputs, *outputs, rows, cols, *extra)``; a split row runs ``<base>_part``
-    then ``<base>_fin``, both with ``(*inputs, *outputs, ws, rows, cols, chunk, nch, *extra)``, over
-    slices of ``plan.slice_rows`` rows (``inputs``/``outputs`` of shape [rows, ...] are sliced;
-    per-row ones too).
+    Row kernels take ``(*inputs, *outputs, rows, cols, *extra)``; a split row runs one
+    ``<base>_part`` then one ``<base>_fin`` over all rows, both with ``(*inputs, *outputs, ws, rows,
+    cols, chunk, nch, *extra)``; the softmax family's (elementwise) ones take the row they start at
+    last (Part 0, Fin ``plan.fin_first``).
     """
     rt = _rt()
     sfx = _suffix(ref.dtype)
@@ -55,19 +55,12 @@ def _launch_rows(
     part = rt.kernel(module, f"{base}_part_{sfx}")
     fin = rt.kernel(module, f"{base}_fin_{sfx}")
     ns = _SPLIT_STATE_WORDS.get(base, 1)
-    ws = rt.xp.empty(plan.slice_rows * plan.nch * ns, ref.dtype)
-    for r0 in range(0, rows, plan.slice_rows):
-        r1 = min(rows, r0 + plan.slice_rows)
-        args = (
-            *(a[r0:r1] for a in inputs),
-            *(o[r0:r1] for o in outputs),
-            ws,
-            _i64(r1 - r0),
-            _i64(cols),
-            _i64(plan.chunk),
-            _i64(plan.nch),
-            *extra,
-        )
+    ws = rt.xp.empty(rows * plan.nch * ns, ref.dtype)
+    args = (*inputs, *outputs, ws, _i64(rows), _i64(cols), _i64(plan.chunk), _i64(plan.nch), *extra)
+    if elementwise:
+        part((plan.grid,), (plan.block,), (*args, _i64(0)))
+        fin((plan.fin_grid,), (plan.fin_block,), (*args, _i64(plan.fin_first)))
+    else:
         part((plan.grid,), (plan.block,), args)
         fin((plan.fin_grid,), (plan.fin_block,), args)
 
