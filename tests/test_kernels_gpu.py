@@ -773,3 +773,15 @@ def test_split_backward_at_the_largest_shape_is_one_part_and_one_fin(monkeypatch
     # sums, by both
     assert c.bytes_read == 4 * y.nbytes and c.bytes_written == 2 * (y.nbytes + ws), c
 
+
+def test_forward_at_the_largest_shape_keeps_the_row_in_shared_memory(monkeypatch):
+    """One block per row in shared memory against the row split in two (Part + Fin): the split
+    reads the input twice and launches twice, so the planner keeps ``smem`` there."""
+    x = cp.empty(BIG, np.float32)
+    assert K.row_plan(*BIG, 4, elementwise=True, nin=1).layout == "smem"
+    smem = _counted(monkeypatch, K.softmax_fwd, x)
+    split = _counted(monkeypatch, K.softmax_fwd, x, layout="split")
+    assert smem.by_kernel == {"softmax_fwd_smem_f32": 1}
+    assert smem.bytes_read == x.nbytes and smem.bytes_written == x.nbytes
+    assert split.launches == 2 and split.bytes_read == 2 * x.nbytes and split.bytes_written > x.nbytes
+    assert split.bytes_read + split.bytes_written > smem.bytes_read + smem.bytes_written
