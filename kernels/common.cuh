@@ -386,8 +386,9 @@ struct BlockRows {
 //   Part/Fin  a row split into chunks of `chunk` columns (nch per row), one block per chunk:
 //             Part writes each chunk's state to ws[(r * nch + k) * NS]; Fin merges a row's states
 //             and, for an elementwise pass, writes the chunk (one block per chunk, reading the
-//             chunk again: the loader runs Part and Fin over slices of rows small enough that this
-//             second read comes from L2), or, for a reduction pass, calls row_done (one warp per row).
+//             chunk again; the loader runs one Part and one Fin over all rows, Fin starting at the
+//             rows Part read last, whose second read may still come from L2), or, for a reduction
+//             pass, calls row_done (one warp per row).
 
 struct Small {
     static constexpr int MAX_THREADS = GG_WARP_ROWS_THREADS;
@@ -565,15 +566,23 @@ template <typename P, typename T> __device__ __forceinline__ void run_rows(Block
     run_stream<P, T, BlockRows>(p, rows, cols);
 }
 
+// A split row: item i of [0, rows * nch) is chunk i % nch of row (i / nch + first) mod rows, so a
+// launch may start at any row (`first`) and wrap; ws holds the states of row r at (r * nch + k).
+__device__ __forceinline__ gg_i64 split_row(gg_i64 i, gg_i64 nch, gg_i64 rows, gg_i64 first) {
+    const gg_i64 r = i / nch + first;
+    return r < rows ? r : r - rows;
+}
+
 template <typename P, typename T>
 __device__ __forceinline__ void run_split(Part, const P& p, T* __restrict__ ws, gg_i64 rows, gg_i64 cols,
-                                          gg_i64 chunk, gg_i64 nch) {
+                                          gg_i64 chunk, gg_i64 nch, gg_i64 first = 0) {
     for (gg_i64 i = blockIdx.x; i < rows * nch; i += gridDim.x) {
-        const gg_i64 r = i / nch;
-        const gg_i64 c0 = (i - r * nch) * chunk;
+        const gg_i64 r = split_row(i, nch, rows, first);
+        const gg_i64 k = i % nch;
+        const gg_i64 c0 = k * chunk;
         const gg_i64 c1 = c0 + chunk < cols ? c0 + chunk : cols;
         const typename P::State st = block_reduce(stream_scan<P, T>(p, r * cols, c0 + threadIdx.x, c1, blockDim.x));
-        if (threadIdx.x == 0) st.store(ws + i * P::State::NS);
+        if (threadIdx.x == 0) st.store(ws + (r * nch + k) * P::State::NS);
     }
 }
 
@@ -588,11 +597,11 @@ __device__ __forceinline__ typename P::State merge_parts(const T* __restrict__ w
 
 template <typename P, typename T>
 __device__ __forceinline__ void run_split(Fin, const P& p, const T* __restrict__ ws, gg_i64 rows, gg_i64 cols,
-                                          gg_i64 chunk, gg_i64 nch) {
+                                          gg_i64 chunk, gg_i64 nch, gg_i64 first = 0) {
     if constexpr (P::ELEMENTWISE) {
         for (gg_i64 i = blockIdx.x; i < rows * nch; i += gridDim.x) {
-            const gg_i64 r = i / nch;
-            const gg_i64 c0 = (i - r * nch) * chunk;
+            const gg_i64 r = split_row(i, nch, rows, first);
+            const gg_i64 c0 = (i % nch) * chunk;
             const gg_i64 c1 = c0 + chunk < cols ? c0 + chunk : cols;
             const typename P::Final f = P::finish(block_reduce(merge_parts<P, T>(ws, r, nch, threadIdx.x, blockDim.x)));
             const gg_i64 off = r * cols;

@@ -16,7 +16,8 @@
 //   <op>_regs<N>_<t>    32 < cols <= N (N = 64 ... 1024), one warp per row held in registers
 //   <op>_smem_<t>       one block per row held in dynamic shared memory (NIN * cols values)
 //   <op>_part_<t>, <op>_fin_<t>   a row split across blocks, for rows longer than shared memory
-//                       holds and for fewer rows than multiprocessors
+//                       holds and for fewer rows than multiprocessors; one launch of each over all
+//                       rows, starting at row `first` (Fin starts at the rows Part read last)
 // so a row is read from HBM once per pass, and each kernel is compiled for its own row length.
 #include "common.cuh"
 
@@ -82,11 +83,11 @@ template <typename T, bool LOG> struct SoftmaxBwd {
 #define GG_SOFTMAX_FWD_SPLIT(NAME, T, LOG, L)                                                          \
     extern "C" __global__ void __launch_bounds__(L::MAX_THREADS) NAME(                                \
         const T* __restrict__ x, T* __restrict__ y, T* __restrict__ ws, gg_i64 rows, gg_i64 cols,      \
-        gg_i64 chunk, gg_i64 nch) {                                                                    \
+        gg_i64 chunk, gg_i64 nch, gg_i64 first) {                                                      \
         gg::SoftmaxFwd<T, LOG> p;                                                                      \
         p.in[0] = x;                                                                                   \
         p.y = y;                                                                                       \
-        gg::run_split<gg::SoftmaxFwd<T, LOG>, T>(L(), p, ws, rows, cols, chunk, nch);                 \
+        gg::run_split<gg::SoftmaxFwd<T, LOG>, T>(L(), p, ws, rows, cols, chunk, nch, first);          \
     }
 #define GG_SOFTMAX_BWD(NAME, T, LOG, L)                                                                \
     extern "C" __global__ void __launch_bounds__(L::MAX_THREADS) NAME(                                \
@@ -100,12 +101,12 @@ template <typename T, bool LOG> struct SoftmaxBwd {
 #define GG_SOFTMAX_BWD_SPLIT(NAME, T, LOG, L)                                                          \
     extern "C" __global__ void __launch_bounds__(L::MAX_THREADS) NAME(                                \
         const T* __restrict__ y, const T* __restrict__ gy, T* __restrict__ gx, T* __restrict__ ws,     \
-        gg_i64 rows, gg_i64 cols, gg_i64 chunk, gg_i64 nch) {                                          \
+        gg_i64 rows, gg_i64 cols, gg_i64 chunk, gg_i64 nch, gg_i64 first) {                            \
         gg::SoftmaxBwd<T, LOG> p;                                                                      \
         p.in[0] = y;                                                                                   \
         p.in[1] = gy;                                                                                  \
         p.y = gx;                                                                                      \
-        gg::run_split<gg::SoftmaxBwd<T, LOG>, T>(L(), p, ws, rows, cols, chunk, nch);                 \
+        gg::run_split<gg::SoftmaxBwd<T, LOG>, T>(L(), p, ws, rows, cols, chunk, nch, first);          \
     }
 
 // One entry per (operation, layout, dtype), spelled out in full for the loader's list.

@@ -736,3 +736,52 @@ def test_nan_inf_rows_on_device(cols, value):
                 loss, saved = K.softmax_ce_sparse_fwd(_dev(x), _dev(lab))
                 rloss, rsaved = HT._sce_ref(x, lab)
                 HT._compare(cp.asnumpy(loss), rloss, dtype, f"sparse ce loss cols={cols} {value} {layout}")
+
+
+# ------------------------------------------- launches and bytes at the benchmark's largest shape
+#
+# On the simulated device, the launchers run at [4096, 32768] float32 with every launch checked
+# (arguments, grid, shared memory) and counted, but the kernels' bodies not run: the counts come
+# from the arrays each launch is given, not from what the kernels compute (the layouts' numbers
+# are checked above and in tests/test_kernels_host.py at smaller shapes).
+
+BIG = (4096, 32768)
+
+
+def _counted(monkeypatch, fn, *arrays, layout=None):
+    sim = pytest.importorskip("gpugrad.testing.simulated_cuda")
+    if not sim.enabled():
+        pytest.skip("counts on the simulated device")
+    from gpugrad.testing.simulated_cuda import _device as D
+
+    monkeypatch.setattr(D, "run", lambda name, go, read, written: D.count_launch(name, read, written))
+    with _forced_layout(layout), sim.counters() as c:
+        fn(*arrays)
+    return c
+
+
+@pytest.mark.parametrize("op", ["softmax_bwd", "log_softmax_bwd"])
+def test_split_backward_at_the_largest_shape_is_one_part_and_one_fin(monkeypatch, op):
+    y, gy = cp.empty(BIG, np.float32), cp.empty(BIG, np.float32)
+    plan = K.row_plan(*BIG, 4, elementwise=True, nin=2)
+    assert plan.layout == "split" and plan.grid >= 4 * 132
+    c = _counted(monkeypatch, getattr(K, op), y, gy)
+    assert c.by_kernel == {f"{op}_part_f32": 1, f"{op}_fin_f32": 1}, c
+    ws = BIG[0] * plan.nch * 4
+    # Part and Fin both read y and gy (Fin's second read is the one meant to hit L2 for the rows
+    # Part read last); the simulator counts every non-const pointer as written: gx and the partial
+    # sums, by both
+    assert c.bytes_read == 4 * y.nbytes and c.bytes_written == 2 * (y.nbytes + ws), c
+
+
+def test_forward_at_the_largest_shape_keeps_the_row_in_shared_memory(monkeypatch):
+    """One block per row in shared memory against the row split in two (Part + Fin): the split
+    reads the input twice and launches twice, so the planner keeps ``smem`` there."""
+    x = cp.empty(BIG, np.float32)
+    assert K.row_plan(*BIG, 4, elementwise=True, nin=1).layout == "smem"
+    smem = _counted(monkeypatch, K.softmax_fwd, x)
+    split = _counted(monkeypatch, K.softmax_fwd, x, layout="split")
+    assert smem.by_kernel == {"softmax_fwd_smem_f32": 1}
+    assert smem.bytes_read == x.nbytes and smem.bytes_written == x.nbytes
+    assert split.launches == 2 and split.bytes_read == 2 * x.nbytes and split.bytes_written > x.nbytes
+    assert split.bytes_read + split.bytes_written > smem.bytes_read + smem.bytes_written

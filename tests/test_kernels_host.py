@@ -420,20 +420,50 @@ def test_row_plan(rows, cols, itemsize, elementwise, nin, layout):
         assert plan.smem == nin * cols * itemsize <= 227 * 1024
     if layout == "split":
         assert plan.chunk * plan.nch >= cols > plan.chunk * (plan.nch - 1)
-        assert plan.grid == min(plan.slice_rows * plan.nch, 65536)
-        if elementwise:  # a slice's inputs fit in half of L2, so the second read is an L2 hit
-            assert plan.slice_rows * nin * cols * itemsize <= 25 << 20 or plan.slice_rows == 1
+        # one Part and one Fin over all rows, with at least 4 blocks per multiprocessor where the
+        # rows allow it (chunks are at least 1024 columns)
+        assert plan.grid == min(rows * plan.nch, 65536) >= min(4 * 132, rows * -(-cols // 1024))
+        if elementwise:  # Fin starts at the rows Part read last, as many as half of L2 holds
+            tail = rows - plan.fin_first
+            assert 1 <= tail <= rows and (tail * nin * cols * itemsize <= 25 << 20 or tail == 1)
+            assert tail == rows or (tail + 1) * nin * cols * itemsize > 25 << 20
 
 
-def test_split_slices_rows_to_fit_l2(libs, rng):
-    """With a small L2 the split layout runs several Part/Fin slices; results are unchanged."""
+@pytest.mark.parametrize("op", SOFTMAX_OPS)
+def test_split_is_one_part_and_one_fin_that_wraps(libs, rng, op):
+    """With a small L2 Fin starts part-way down the rows (the ones Part read last) and wraps round
+    to row 0; the whole operation is still one Part and one Fin launch."""
     runtime = H.HostRuntime(libs, sm_count=4, l2_bytes=64 * 1024)
-    x = rng.standard_normal((9, 3000)).astype(np.float32)
+    a, b = _softmax_inputs(op, rng, 9, 3000, np.float32)
+    nin = 1 if b is None else 2
+    plan = K.row_plan(9, 3000, 4, elementwise=True, nin=nin, sm_count=4, l2_bytes=64 * 1024, force="split")
+    assert 0 < plan.fin_first < 9
     with K._use_runtime(runtime):
         runtime.force_layout = "split"
-        y = K.softmax_fwd(x)
-    assert runtime._kernels["softmax_fwd_part_f32"].launches > 1
-    _compare(y, _softmax_np(x.astype(np.float64), -1), np.float32, "sliced split")
+        got = _run_softmax(op, a, b, offset=1)
+    for half in ("part", "fin"):
+        assert runtime._kernels[f"{op}_{half}_f32"].launches == 1
+    _compare(got, _softmax_ref(op, a, b), np.float32, f"{op} split, Fin from row {plan.fin_first}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_split_kernels_at_every_first_row_and_small_grids(rt, rng, dtype):
+    """The split kernels themselves: Part and Fin may each start at any row and run any grid
+    (grid-stride when it is smaller than rows x chunks); ws is indexed by the row, not the item."""
+    rows, cols, chunk = 5, 700, 256
+    nch = -(-cols // chunk)
+    x = (rng.standard_normal((rows, cols)) * 3).astype(dtype)
+    ref = _softmax_np(x.astype(np.float64), -1)
+    sfx = K._suffix(dtype)
+    part = rt.kernel("softmax", f"softmax_fwd_part_{sfx}")
+    fin = rt.kernel("softmax", f"softmax_fwd_fin_{sfx}")
+    for p_first, f_first, grid in [(0, 0, rows * nch), (0, 3, 2), (4, 1, 7), (2, 4, 1), (1, 0, 3)]:
+        y = np.full((rows, cols), SENTINEL, dtype)
+        ws = np.full(rows * nch * 2, np.nan, dtype)
+        args = (x, y, ws, np.int64(rows), np.int64(cols), np.int64(chunk), np.int64(nch))
+        part((grid,), (K.SPLIT_THREADS,), (*args, np.int64(p_first)))
+        fin((grid,), (K.SPLIT_THREADS,), (*args, np.int64(f_first)))
+        _compare(y, ref, dtype, f"split part from {p_first}, fin from {f_first}, grid {grid}")
 
 
 def test_smem_limit_falls_back_to_split(libs, rng):

@@ -11,7 +11,7 @@ bindings = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings is n
 
 @pytest.fixture
 def nvrtc():
-    from gpugrad import _nvrtc_bindings
+    from gpugrad.kernels import _nvrtc_bindings
 
     try:
         return _nvrtc_bindings.load()

@@ -42,7 +42,7 @@ _REGS_RE = re.compile(r"Used (\d+) registers")
 
 def _nvrtc():
     try:
-        from ... import _nvrtc_bindings  # noqa: PLC0415
+        from ...kernels import _nvrtc_bindings  # noqa: PLC0415
 
         return _nvrtc_bindings.load()
     except Exception:
