@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .base import normalize_axis, record, to_float, unary
+from .base import _ALL_AXES, normalize_axis, record, to_float, unary
+from .shape import broadcast_to, reshape
 
 
 def _kshape(shape, axes):
@@ -22,11 +23,9 @@ def _kshape(shape, axes):
 
 def _expand(g, x, axes, keepdims, scale=None):
     """Broadcast a reduced gradient (times ``scale``) back to the input's shape."""
-    from .shape import broadcast_to, reshape
-
-    if not keepdims and axes and axes != tuple(range(len(axes))):
-        g = reshape(g, _kshape(x.shape, axes))  # reduced axes that are not leading come back as 1s
-    return broadcast_to(g, x.shape, scale)
+    if not keepdims and axes and axes != (_ALL_AXES[len(axes)] if len(axes) < 33 else tuple(range(len(axes)))):
+        g = reshape(g, _kshape(x.data.shape, axes))  # reduced axes that are not leading come back as 1s
+    return broadcast_to(g, x.data.shape, scale)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
