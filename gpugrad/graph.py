@@ -14,7 +14,7 @@ import threading
 from operator import attrgetter
 from weakref import ref as _weakref
 
-from .tensor import Tensor, Variable
+from .tensor import Tensor
 
 EMPTY = frozenset()
 
@@ -222,10 +222,15 @@ def release_graph(tape_id: int, nodes: list) -> None:
     """Release the graph of tape ``tape_id`` (weak references to the nodes it recorded): each node
     leaves it, and a node that no other tape (nor the ``requires_grad`` graph) holds drops its
     inputs and saved arrays, even while the tensor it produced stays alive."""
-    for ref in nodes:
+    for ref in nodes:  # as _release, inlined: a tape lists every node it recorded
         node = ref()
         if node is not None:
-            _release(node, tape_id)
+            t = node.tapes
+            if t is not None and tape_id in t:
+                t = t - {tape_id} if len(t) > 1 else None
+                node.tapes = t
+                if t is None and not node.rg:
+                    node.release()
     nodes.clear()
 
 

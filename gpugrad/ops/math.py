@@ -179,9 +179,10 @@ def _unary(name, fn, bwd, real=False):
     taken as the default float (PyTorch and JAX), not as NumPy's float64."""
 
     def op(x):
-        x = unary(x, name)
-        if real:
-            x = to_float(x)
+        if x.__class__ is not Tensor or real and x.data.dtype.kind != "f":
+            x = unary(x, name)
+            if real:
+                x = to_float(x)
         return record(fn(x.data), (x,), bwd, name)
 
     op.__name__ = name
