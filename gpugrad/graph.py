@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from operator import attrgetter
 from weakref import ref as _weakref
 
 from .tensor import Tensor
@@ -291,9 +290,6 @@ def composed_vjp(fn, inputs, cotangent, need):
     return tuple(got.get(id(x)) if m and isinstance(x, Tensor) else None for x, m in zip(inputs, need))
 
 
-_seq_of = attrgetter("_node.seq")
-
-
 def walk(targets, seeds, sources, tape_id, retain: bool):
     """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
 
@@ -303,7 +299,8 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
     pass: names are bound locally and each input's id is taken once.)
     """
     source_ids = {id(s) for s in sources}
-    # 1. every tensor reachable through nodes of this graph (iterative, no recursion)
+    # 1. every tensor reachable through nodes of this graph (iterative, no recursion), with its
+    #    node and the ids of the node's inputs (0 for a constant)
     seen = {id(t) for t in targets}
     mark = seen.add
     stack = list(targets)
@@ -325,39 +322,42 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
             tp = n.tapes
             if tp is None or tape_id not in tp or n.inputs is None:
                 continue
-        keep(t)
+        ids = []
+        add = ids.append
         for x in n.inputs:
             if isinstance(x, Tensor):
                 k = id(x)
+                add(k)
                 if k not in seen:
                     mark(k)
                     push(x)
-    # 2. topological order for free: nodes were created after their inputs
-    kept.sort(key=_seq_of)
+            else:
+                add(0)
+        keep((n.seq, t, n, ids))
+    # 2. topological order for free: nodes were created after their inputs (seq is unique)
+    kept.sort()
     need = dict.fromkeys(source_ids, True)
     want = need.get
-    for t in kept:  # inputs first: a tensor needs a gradient if it leads to a source
+    for _, t, _n, ids in kept:  # inputs first: a tensor needs a gradient if it leads to a source
         k = id(t)
         if k not in need:
-            need[k] = any(map(want, map(id, t._node.inputs)))
+            need[k] = any(map(want, ids))
 
     grads = {}
     for t, g in zip(targets, seeds):
         _accumulate(grads, t, g)
     have = grads.get
-    for t in reversed(kept):
+    for _, t, n, ids in reversed(kept):
         k = id(t)
-        n = t._node
         g = have(k)
         if g is not None and want(k):
             if n.versions:
                 _check_versions(n)
             inputs = n.inputs
-            mask = list(map(want, map(id, inputs)))  # truthy where that input wants a gradient
+            mask = list(map(want, ids))  # truthy where that input wants a gradient
             gin = n.backward(g, t, mask)
-            for x, m, gx in zip(inputs, mask, gin):
+            for x, i, m, gx in zip(inputs, ids, mask, gin):
                 if m and gx is not None:
-                    i = id(x)
                     xd = x.data
                     gd = gx.data
                     if gd.dtype is not xd.dtype and gd.dtype != xd.dtype:  # the op promoted (mixed dtypes)
