@@ -125,7 +125,15 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
             return out
     if out_data.dtype.kind not in "fc":
         return out  # integer and bool results are never differentiated
-    node = Node(inputs, backward, seen, rg, name)
+    node = _new(Node)  # Node.__init__, inlined
+    node.seq = next(_seq)
+    node.inputs = inputs
+    node.backward = backward
+    node.tapes = seen
+    node.rg = rg
+    node.freed = False
+    node.name = name
+    node.versions = None
     if seen is not None:  # each tape lists its nodes (weakly), to release them when it is released
         logs = st.logs
         ref = _weakref(node)
