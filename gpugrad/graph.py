@@ -84,10 +84,11 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     out._rg = False
     out._tapes = None
     out._grad = None
-    st = STATE
-    if not st.enabled:
+    # the state's fields read from this thread's dict: one thread-local lookup, not four
+    st = STATE.__dict__
+    if not st["enabled"]:
         return out
-    rec = st.recording
+    rec = st["recording"]
     rg = False
     seen = None
     has_var = False
@@ -103,7 +104,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
                 has_var = True
                 break
     else:
-        autowatch = st.autowatch
+        autowatch = st["autowatch"]
         for x in inputs:
             if not isinstance(x, Tensor):
                 continue
@@ -135,7 +136,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     node.name = name
     node.versions = None
     if seen is not None:  # each tape lists its nodes (weakly), to release them when it is released
-        logs = st.logs
+        logs = st["logs"]
         ref = _weakref(node)
         for tid in seen:
             log = logs.get(tid)
