@@ -210,27 +210,11 @@ def keeps(node, tape_id) -> bool:
     return t is not None and tape_id in t and node.inputs is not None
 
 
-def _release(node, tape_id) -> None:
-    """Drop ``node`` from the graph just walked; free its saved inputs once no graph holds it."""
-    if tape_id is None:
-        if node.rg:
-            node.freed = True
-            if not node.tapes:
-                node.release()
-        return
-    t = node.tapes
-    if t is not None and tape_id in t:
-        t = t - {tape_id}
-        node.tapes = t or None
-        if not t and not node.rg:
-            node.release()
-
-
 def release_graph(tape_id: int, nodes: list) -> None:
     """Release the graph of tape ``tape_id`` (weak references to the nodes it recorded): each node
     leaves it, and a node that no other tape (nor the ``requires_grad`` graph) holds drops its
     inputs and saved arrays, even while the tensor it produced stays alive."""
-    for ref in nodes:  # as _release, inlined: a tape lists every node it recorded
+    for ref in nodes:  # each leaves the graph; one that no graph holds any more is freed
         node = ref()
         if node is not None:
             t = node.tapes
@@ -390,7 +374,7 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
                     n.freed = True
                     if not n.tapes:
                         n.release()
-            else:  # as _release: the node leaves this graph, and is freed once no graph holds it
+            else:  # the node leaves this graph, and is freed once no graph holds it
                 tp = n.tapes
                 if tp is not None and tape_id in tp:
                     tp = tp - {tape_id} if len(tp) > 1 else None
