@@ -122,7 +122,7 @@ def _outer_levels_only(ts):
     st = graph.STATE
     for x in ts:
         if isinstance(x, Variable) and st.autowatch:
-            graph._autowatch(x, st)
+            graph._autowatch(x, st.autowatch)
     ids = set()
     for x in ts:
         if x._rg:

@@ -13,7 +13,7 @@ import itertools
 import threading
 from weakref import ref as _weakref
 
-from .tensor import Tensor, Variable
+from .tensor import Tensor
 
 EMPTY = frozenset()
 
@@ -83,11 +83,12 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     out._node = None
     out._rg = False
     out._tapes = None
-    out.grad = None
-    st = STATE
-    if not st.enabled:
+    out._grad = None
+    # the state's fields read from this thread's dict: one thread-local lookup, not four
+    st = STATE.__dict__
+    if not st["enabled"]:
         return out
-    rec = st.recording
+    rec = st["recording"]
     rg = False
     seen = None
     has_var = False
@@ -98,8 +99,12 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
                 break
         else:
             return out
-        has_var = any(isinstance(x, Variable) for x in inputs)
+        for x in inputs:
+            if isinstance(x, Tensor) and x._is_var:
+                has_var = True
+                break
     else:
+        autowatch = st["autowatch"]
         for x in inputs:
             if not isinstance(x, Tensor):
                 continue
@@ -107,7 +112,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
                 rg = True
             if x._is_var:
                 has_var = True
-                t = _autowatch(x, st) if st.autowatch else x._tapes
+                t = _autowatch(x, autowatch) if autowatch else x._tapes
             else:
                 t = x._tapes
             if t:
@@ -115,32 +120,40 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
                     seen = t
                 elif t is not seen and not t <= seen:
                     seen = seen | t
-        if seen is not None and not seen <= rec:  # tapes no longer recording drop out
+        if seen is not None and seen is not rec and not seen <= rec:  # tapes no longer recording drop out
             seen = seen & rec or None
         if seen is None and not rg:
             return out
     if out_data.dtype.kind not in "fc":
         return out  # integer and bool results are never differentiated
-    node = Node(inputs, backward, seen, rg, name)
+    node = _new(Node)  # Node.__init__, inlined
+    node.seq = next(_seq)
+    node.inputs = inputs
+    node.backward = backward
+    node.tapes = seen
+    node.rg = rg
+    node.freed = False
+    node.name = name
+    node.versions = None
     if seen is not None:  # each tape lists its nodes (weakly), to release them when it is released
-        logs = st.logs
+        logs = st["logs"]
         ref = _weakref(node)
         for tid in seen:
             log = logs.get(tid)
             if log is not None:
                 log.append(ref)
     if has_var:
-        node.versions = [(v, v._version) for v in inputs if isinstance(v, Variable)]
+        node.versions = [(v, v._version) for v in inputs if isinstance(v, Tensor) and v._is_var]
     out._node = node
     out._tapes = seen
     out._rg = rg
     return out
 
 
-def _autowatch(var, st):
+def _autowatch(var, tapes):
     if var.trainable:
         have = var._tapes or EMPTY
-        for tape in st.autowatch:
+        for tape in tapes:
             if tape._id not in have:
                 tape._watch_one(var)
     return var._tapes
@@ -197,30 +210,19 @@ def keeps(node, tape_id) -> bool:
     return t is not None and tape_id in t and node.inputs is not None
 
 
-def _release(node, tape_id) -> None:
-    """Drop ``node`` from the graph just walked; free its saved inputs once no graph holds it."""
-    if tape_id is None:
-        if node.rg:
-            node.freed = True
-            if not node.tapes:
-                node.release()
-        return
-    t = node.tapes
-    if t is not None and tape_id in t:
-        t = t - {tape_id}
-        node.tapes = t or None
-        if not t and not node.rg:
-            node.release()
-
-
 def release_graph(tape_id: int, nodes: list) -> None:
     """Release the graph of tape ``tape_id`` (weak references to the nodes it recorded): each node
     leaves it, and a node that no other tape (nor the ``requires_grad`` graph) holds drops its
     inputs and saved arrays, even while the tensor it produced stays alive."""
-    for ref in nodes:
+    for ref in nodes:  # each leaves the graph; one that no graph holds any more is freed
         node = ref()
         if node is not None:
-            _release(node, tape_id)
+            t = node.tapes
+            if t is not None and tape_id in t:
+                t = t - {tape_id} if len(t) > 1 else None
+                node.tapes = t
+                if t is None and not node.rg:
+                    node.release()
     nodes.clear()
 
 
@@ -281,24 +283,26 @@ def composed_vjp(fn, inputs, cotangent, need):
     return tuple(got.get(id(x)) if m and isinstance(x, Tensor) else None for x, m in zip(inputs, need))
 
 
-def _seq_of(t):
-    return t._node.seq
-
-
 def walk(targets, seeds, sources, tape_id, retain: bool):
     """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
 
     The graph is the nodes recorded on tape ``tape_id``, or with ``tape_id=None`` the
     ``requires_grad`` graph. Nodes passed are released unless ``retain``. Iterative: a post-order
-    DFS gives the topological order, then one reverse sweep.
+    DFS gives the topological order, then one reverse sweep. (The hot path of every backward
+    pass: names are bound locally and each input's id is taken once.)
     """
     source_ids = {id(s) for s in sources}
-    # 1. every tensor reachable through nodes of this graph (iterative, no recursion)
+    # 1. every tensor reachable through nodes of this graph (iterative, no recursion), with its
+    #    node and the ids of the node's inputs (0 for a constant)
     seen = {id(t) for t in targets}
+    mark = seen.add
     stack = list(targets)
+    push = stack.append
+    pop = stack.pop
     kept = []
+    keep = kept.append
     while stack:
-        t = stack.pop()
+        t = pop()
         n = t._node
         if n is None:
             continue
@@ -311,54 +315,73 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
             tp = n.tapes
             if tp is None or tape_id not in tp or n.inputs is None:
                 continue
-        kept.append(t)
+        ids = []
+        add = ids.append
         for x in n.inputs:
-            if isinstance(x, Tensor) and id(x) not in seen:
-                seen.add(id(x))
-                stack.append(x)
-    # 2. topological order for free: nodes were created after their inputs
-    kept.sort(key=_seq_of)
+            if isinstance(x, Tensor):
+                k = id(x)
+                add(k)
+                if k not in seen:
+                    mark(k)
+                    push(x)
+            else:
+                add(0)
+        keep((n.seq, t, n, ids))
+    # 2. topological order for free: nodes were created after their inputs (seq is unique)
+    kept.sort()
     need = dict.fromkeys(source_ids, True)
-    for t in kept:  # inputs first: a tensor needs a gradient if it leads to a source
-        tid = id(t)
-        if tid not in need:
-            need[tid] = any(map(need.get, map(id, t._node.inputs)))
-    order = kept
+    want = need.get
+    for _, t, _n, ids in kept:  # inputs first: a tensor needs a gradient if it leads to a source
+        k = id(t)
+        if k not in need:
+            need[k] = any(map(want, ids))
 
     grads = {}
     for t, g in zip(targets, seeds):
         _accumulate(grads, t, g)
-    for t in reversed(order):
-        tid = id(t)
-        n = t._node
-        g = grads.get(tid)
-        if g is not None and need.get(tid):
+    have = grads.get
+    for _, t, n, ids in reversed(kept):
+        k = id(t)
+        g = have(k)
+        if g is not None and want(k):
             if n.versions:
                 _check_versions(n)
             inputs = n.inputs
-            mask = list(map(need.get, map(id, inputs)))  # truthy where that input wants a gradient
+            mask = list(map(want, ids))  # truthy where that input wants a gradient
             gin = n.backward(g, t, mask)
-            for x, m, gx in zip(inputs, mask, gin):
+            for x, i, m, gx in zip(inputs, ids, mask, gin):
                 if m and gx is not None:
-                    k = id(x)
                     xd = x.data
-                    if gx.data.dtype != xd.dtype:  # the op promoted (float32 with float64 or int)
+                    gd = gx.data
+                    if gd.dtype is not xd.dtype and gd.dtype != xd.dtype:  # the op promoted (mixed dtypes)
                         gx = gx.astype(xd.dtype)
-                    prev = grads.get(k)
+                        gd = gx.data
+                    prev = have(i)
                     if prev is None:
-                        if gx.data.shape != xd.shape:
+                        if gd.shape != xd.shape:
                             raise RuntimeError(
                                 f"internal error in the backward of {n.name}: gradient of shape "
                                 f"{gx.shape} for an input of shape {x.shape}"
                             )
-                        grads[k] = gx
+                        grads[i] = gx
                     else:
-                        grads[k] = prev + gx
-            if tid not in source_ids:
-                del grads[tid]
+                        grads[i] = prev + gx
+            if k not in source_ids:
+                del grads[k]
         if not retain:
-            _release(n, tape_id)
-    return {sid: grads.get(sid) for sid in source_ids}
+            if tape_id is None:
+                if n.rg:
+                    n.freed = True
+                    if not n.tapes:
+                        n.release()
+            else:  # the node leaves this graph, and is freed once no graph holds it
+                tp = n.tapes
+                if tp is not None and tape_id in tp:
+                    tp = tp - {tape_id} if len(tp) > 1 else None
+                    n.tapes = tp
+                    if tp is None and not n.rg:
+                        n.release()
+    return {sid: have(sid) for sid in source_ids}
 
 
 def _accumulate(grads, x, g):

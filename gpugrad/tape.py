@@ -34,6 +34,7 @@ class GradientTape:
         self._nodes: list = []  # every node recorded on this tape, released with the tape
         self._recording = False
         self._used = False
+        self._marked = False  # some watched tensor carries this tape's id
 
     def __del__(self):
         # A dropped tape frees its graph and saved arrays, even where results computed under it
@@ -68,11 +69,16 @@ class GradientTape:
             return
         graph.stop_graph(self._id)
         if self._autowatch:
-            STATE.autowatch = tuple(t for t in STATE.autowatch if t is not self)
+            aw = STATE.autowatch
+            # the innermost tape is the last (a tape is pushed once: _push refuses a second time)
+            STATE.autowatch = aw[:-1] if aw and aw[-1] is self else tuple(t for t in aw if t is not self)
         self._recording = False
 
     def _unmark(self):
         """Forget this tape on the watched tensors (they may outlive it by far)."""
+        if not self._marked:  # nothing watched since the last time
+            return
+        self._marked = False
         me = frozenset((self._id,))
         for t in self._watched.values():
             if t._tapes:
@@ -94,6 +100,7 @@ class GradientTape:
             self._watch_one(t)
 
     def _watch_one(self, t: Tensor) -> None:
+        self._marked = True
         t._tapes = (t._tapes or EMPTY) | {self._id}
         self._watched[id(t)] = t
 
@@ -232,8 +239,13 @@ class GradientTape:
 
 
 def _ones(t):
-    xp = backend.get_array_module(t.data)
-    return Tensor._make(xp.ones(t.data.shape, dtype=t.data.dtype))
+    d = t.data
+    if d.__class__ is np.ndarray or isinstance(d, np.generic):  # in C (np.ones is a Python function)
+        a = np.empty(d.shape, dtype=d.dtype)
+        a.fill(1)
+        return Tensor._make(a)
+    xp = backend.get_array_module(d)
+    return Tensor._make(xp.ones(d.shape, dtype=d.dtype))
 
 
 def _seeds(targets, output_gradients, tdef):

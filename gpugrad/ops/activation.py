@@ -138,10 +138,16 @@ class ReLUGrad(KernelOp):
         return (None, ReLUGrad._apply2(x, g) if ctx.needs_input_grad[1] else None)
 
 
+_sigmoid1 = Sigmoid._apply1
+_tanh1 = Tanh._apply1
+
+
 def sigmoid(x) -> Tensor:
     """σ(x) = 1 / (1 + e^{−x}); finite with a finite gradient for any float input (integers are
     taken as float32)."""
-    return Sigmoid._apply1(to_float(unary(x, "sigmoid")))
+    if x.__class__ is not Tensor or x.data.dtype.kind != "f":
+        x = to_float(unary(x, "sigmoid"))
+    return _sigmoid1(x)
 
 
 def sigmoid_grad(y, gy) -> Tensor:
@@ -149,7 +155,9 @@ def sigmoid_grad(y, gy) -> Tensor:
 
 
 def tanh(x) -> Tensor:
-    return Tanh._apply1(to_float(unary(x, "tanh")))
+    if x.__class__ is not Tensor or x.data.dtype.kind != "f":
+        x = to_float(unary(x, "tanh"))
+    return _tanh1(x)
 
 
 def tanh_grad(y, gy) -> Tensor:

@@ -106,17 +106,32 @@ def softmax_ce_bwd(z, saved, t, g):
     return p
 
 
+def _rows(z, labels):
+    """For a 2-d NumPy ``z``: the row indices that pair with ``labels`` in ``z[rows, labels]``
+    (plain fancy indexing, a few µs cheaper than ``take_along_axis``); else None."""
+    if z.__class__ is np.ndarray and z.ndim == 2 and labels.__class__ is np.ndarray:
+        return np.arange(z.shape[0])
+    return None
+
+
 def softmax_ce_sparse_fwd(z, labels):
-    xp = _xp(z)
     m, logs = _shift_logsum(z)
-    picked = xp.take_along_axis(z, _col(labels), axis=-1) - m
+    rows = _rows(z, labels)
+    if rows is not None:
+        picked = _col(z[rows, labels]) - m
+    else:
+        picked = _xp(z).take_along_axis(z, _col(labels), axis=-1) - m
     return (logs - picked)[..., 0], (m, logs)
 
 
 def softmax_ce_sparse_bwd(z, saved, labels, g):
-    xp = _xp(z)
     p = _probs(z, saved)
-    idx = _col(labels)
-    xp.put_along_axis(p, idx, xp.take_along_axis(p, idx, axis=-1) - 1, axis=-1)
+    rows = _rows(p, labels)
+    if rows is not None:
+        p[rows, labels] -= 1  # one label per row: no index repeats
+    else:
+        xp = _xp(z)
+        idx = _col(labels)
+        xp.put_along_axis(p, idx, xp.take_along_axis(p, idx, axis=-1) - 1, axis=-1)
     p *= _col(g)
     return p

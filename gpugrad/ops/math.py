@@ -40,6 +40,11 @@ def _binary(name, fn, bwd):
             bd = b
             if b.__class__ is float and ad.dtype.kind != "f":  # an integer tensor with a Python float
                 ad = promote(ad, bd)[0]
+        elif a.__class__ in _SCALARS and isinstance(b, Tensor):  # a Python number first (2.0 * t)
+            ad = a
+            bd = b.data
+            if a.__class__ is float and bd.dtype.kind != "f":
+                bd = promote(ad, bd)[1]
         else:
             a, b, ad, bd = pair(a, b, name)
         try:
@@ -179,9 +184,10 @@ def _unary(name, fn, bwd, real=False):
     taken as the default float (PyTorch and JAX), not as NumPy's float64."""
 
     def op(x):
-        x = unary(x, name)
-        if real:
-            x = to_float(x)
+        if x.__class__ is not Tensor or real and x.data.dtype.kind != "f":
+            x = unary(x, name)
+            if real:
+                x = to_float(x)
         return record(fn(x.data), (x,), bwd, name)
 
     op.__name__ = name

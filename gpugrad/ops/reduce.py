@@ -13,7 +13,10 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
-from .base import normalize_axis, record, to_float, unary
+from .base import _ALL_AXES, normalize_axis, record, to_float, unary
+from .shape import broadcast_to, reshape
+
+_add_reduce = np.add.reduce
 
 
 def _kshape(shape, axes):
@@ -22,17 +25,19 @@ def _kshape(shape, axes):
 
 def _expand(g, x, axes, keepdims, scale=None):
     """Broadcast a reduced gradient (times ``scale``) back to the input's shape."""
-    from .shape import broadcast_to, reshape
-
-    if not keepdims and axes and axes != tuple(range(len(axes))):
-        g = reshape(g, _kshape(x.shape, axes))  # reduced axes that are not leading come back as 1s
-    return broadcast_to(g, x.shape, scale)
+    if not keepdims and axes and axes != (_ALL_AXES[len(axes)] if len(axes) < 33 else tuple(range(len(axes)))):
+        g = reshape(g, _kshape(x.data.shape, axes))  # reduced axes that are not leading come back as 1s
+    return broadcast_to(g, x.data.shape, scale)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
     x = unary(x, "sum")
     axes = normalize_axis(axis, x.data.ndim)
-    out = x.data.sum(axis=axes, keepdims=keepdims)
+    d = x.data
+    if d.__class__ is np.ndarray:  # what ndarray.sum calls, less a Python frame
+        out = _add_reduce(d, axes, None, None, keepdims)
+    else:
+        out = d.sum(axis=axes, keepdims=keepdims)
 
     def bwd(g, o, need):
         return (_expand(g, x, axes, keepdims),)
@@ -48,8 +53,13 @@ def mean(x, axis=None, keepdims=False):
     for a in axes:
         count *= x.data.shape[a]
     d = x.data
-    # sum * (1/n): ndarray.mean costs ~4 µs more, and warns for an empty axis
-    out = d.sum(axis=axes, keepdims=keepdims) * (1.0 / count if count else float("nan"))
+    # sum * (1/n): ndarray.mean costs ~4 µs more, and warns for an empty axis; np.add.reduce is
+    # what ndarray.sum calls, less a Python frame
+    if d.__class__ is np.ndarray:
+        s = _add_reduce(d, axes, None, None, keepdims)
+    else:
+        s = d.sum(axis=axes, keepdims=keepdims)
+    out = s * (1.0 / count if count else float("nan"))
 
     scale = 1.0 / builtins.max(count, 1)
 

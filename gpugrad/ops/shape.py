@@ -116,7 +116,11 @@ def sum_to(g, shape) -> Tensor:
         return g
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
-    out = g.data.sum(axis=axes) if axes else g.data
+    d = g.data
+    if axes:  # np.add.reduce is what ndarray.sum calls, less a Python frame
+        out = np.add.reduce(d, axes) if d.__class__ is np.ndarray else d.sum(axis=axes)
+    else:
+        out = d
     if out.shape != shape:
         out = out.reshape(shape)
 
