@@ -420,3 +420,20 @@ def test_captured_requires_grad_tensors_get_their_grad_and_updates_on_every_call
     np.testing.assert_allclose(l1, l0, rtol=1e-12)
     np.testing.assert_allclose(w1, w0, rtol=1e-12)
     np.testing.assert_allclose(np.array(g1), np.array(g0), rtol=1e-12)
+
+
+def test_variable_updates_write_in_place_unless_someone_holds_the_array():
+    w = gg.Variable(np.zeros(1000, np.float32))
+    opt = gg.optimizers.SGD(0.1)
+    f = gg.jit(lambda g: opt.apply_gradients([(g, w)]))
+    g = gg.constant(np.ones(1000, np.float32))
+    f(g)
+    f(g)
+    before = id(w.data)
+    f(g)
+    assert id(w.data) == before  # the update wrote into the Variable's own array
+    held = w.data  # now someone else holds it: the next update must not write into it
+    f(g)
+    assert w.data is not held
+    np.testing.assert_array_equal(held, np.full(1000, -0.3, np.float32))
+    np.testing.assert_allclose(w.numpy(), np.full(1000, -0.4), rtol=1e-6)

@@ -333,7 +333,9 @@ def _plan(instrs, bufs, sinks, state, outputs):
                     views = sum(
                         1 for j in range(i) for f in instrs[j].fresh if bufs[f].root == vi and f != vi
                     )
-                    donate[i] = (vi, 3 + views)
+                    # references at the check: the Variable, the local name, the pending positional
+                    # argument of this same call, and getrefcount's own (views add theirs)
+                    donate[i] = (vi, 4 + views)
                 break
     storage = {}  # instruction index -> storage array
     pool: dict = {}
