@@ -35,10 +35,6 @@ def fusion_on() -> bool:
     return os.environ.get("GPUGRAD_FUSION", "1") != "0"
 
 
-def enabled() -> bool:
-    return fusion_on() and compiler() is not None
-
-
 @functools.cache
 def compiler() -> str | None:
     for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
