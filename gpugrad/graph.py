@@ -43,15 +43,18 @@ class Node:
     """One recorded op: its inputs, a backward function and which graphs it belongs to.
 
     ``backward(g, out, need)`` returns one gradient (a Tensor or None) per input, where ``need``
-    says which inputs want one.
+    says which inputs want one. ``fast``, where an op gives one, is the same rule on arrays
+    (``g`` an array, arrays or None back; None as a whole: use ``backward``): a backward pass that
+    nothing records (a first-order gradient) runs it and makes no Tensor on the way.
     """
 
-    __slots__ = ("inputs", "backward", "tapes", "rg", "versions", "freed", "name", "seq", "__weakref__")
+    __slots__ = ("inputs", "backward", "fast", "tapes", "rg", "versions", "freed", "name", "seq", "__weakref__")
 
-    def __init__(self, inputs, backward, tapes, rg, name):
+    def __init__(self, inputs, backward, tapes, rg, name, fast=None):
         self.seq = next(_seq)  # creation order: a node's inputs were all made before it
         self.inputs = inputs
         self.backward = backward
+        self.fast = fast
         self.tapes = tapes
         self.rg = rg
         self.freed = False
@@ -66,17 +69,19 @@ class Node:
         the tensor it belongs to keeps its value only."""
         self.inputs = None
         self.backward = None
+        self.fast = None
         self.versions = None
 
 
 _new = object.__new__
 
 
-def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
+def record(out_data, inputs: tuple, backward, name: str = "Op", fast=None) -> Tensor:
     """Wrap ``out_data`` in a Tensor and, if any input is tracked, record how to differentiate it.
 
-    ``inputs`` may hold Python numbers (constants); only Tensors are tracked. This is the hot
-    path of every op: with nothing tracked it costs a loop over the inputs.
+    ``inputs`` may hold Python numbers (constants); only Tensors are tracked. ``fast`` is the
+    backward on arrays (see :class:`Node`). This is the hot path of every op: with nothing
+    tracked it costs a loop over the inputs.
     """
     out = _new(Tensor)
     out.data = out_data
@@ -130,6 +135,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op") -> Tensor:
     node.seq = next(_seq)
     node.inputs = inputs
     node.backward = backward
+    node.fast = fast
     node.tapes = seen
     node.rg = rg
     node.freed = False
@@ -290,6 +296,10 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
     ``requires_grad`` graph. Nodes passed are released unless ``retain``. Iterative: a post-order
     DFS gives the topological order, then one reverse sweep. (The hot path of every backward
     pass: names are bound locally and each input's id is taken once.)
+
+    When nothing records the pass (recording is off: a first-order gradient), the sweep carries
+    arrays, not Tensors: each node's ``fast`` rule runs where it has one, and only the gradients
+    handed back are wrapped. Otherwise every step is a recorded op, for higher orders.
     """
     source_ids = {id(s) for s in sources}
     # 1. every tensor reachable through nodes of this graph (iterative, no recursion), with its
@@ -327,61 +337,86 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
             else:
                 add(0)
         keep((n.seq, t, n, ids))
-    # 2. topological order for free: nodes were created after their inputs (seq is unique)
+    # 2. topological order for free: nodes were created after their inputs (seq is unique);
+    #    inputs first, a tensor needs a gradient if it leads to a source (mask: which inputs do)
     kept.sort()
     need = dict.fromkeys(source_ids, True)
     want = need.get
-    for _, t, _n, ids in kept:  # inputs first: a tensor needs a gradient if it leads to a source
+    masks = []
+    add_mask = masks.append
+    for _, t, _n, ids in kept:
+        mask = list(map(want, ids))  # truthy where that input wants a gradient
+        add_mask(mask)
         k = id(t)
         if k not in need:
-            need[k] = any(map(want, ids))
+            need[k] = True in mask
 
+    # 3. the sweep, on arrays when nothing records it
+    arrays = not STATE.enabled
     grads = {}
     for t, g in zip(targets, seeds):
-        _accumulate(grads, t, g)
+        _accumulate(grads, t, g.data if arrays else g)
     have = grads.get
-    for _, t, n, ids in reversed(kept):
+    masks.reverse()
+    for (_, t, n, ids), mask in zip(reversed(kept), masks):
         k = id(t)
         g = have(k)
         if g is not None and want(k):
             if n.versions:
                 _check_versions(n)
-            inputs = n.inputs
-            mask = list(map(want, ids))  # truthy where that input wants a gradient
-            gin = n.backward(g, t, mask)
-            for x, i, m, gx in zip(inputs, ids, mask, gin):
+            if not arrays:
+                gin = n.backward(g, t, mask)
+            elif n.fast is None or (gin := n.fast(g, t, mask)) is None:
+                gin = [None if gx is None else gx.data for gx in n.backward(_plain(g), t, mask)]
+            for x, i, m, gx in zip(n.inputs, ids, mask, gin):
                 if m and gx is not None:
                     xd = x.data
-                    gd = gx.data
+                    gd = gx if arrays else gx.data
                     if gd.dtype is not xd.dtype and gd.dtype != xd.dtype:  # the op promoted (mixed dtypes)
                         gx = gx.astype(xd.dtype)
-                        gd = gx.data
+                        gd = gx if arrays else gx.data
                     prev = have(i)
                     if prev is None:
                         if gd.shape != xd.shape:
                             raise RuntimeError(
                                 f"internal error in the backward of {n.name}: gradient of shape "
-                                f"{gx.shape} for an input of shape {x.shape}"
+                                f"{gd.shape} for an input of shape {x.shape}"
                             )
                         grads[i] = gx
                     else:
                         grads[i] = prev + gx
             if k not in source_ids:
                 del grads[k]
-        if not retain:
-            if tape_id is None:
-                if n.rg:
-                    n.freed = True
-                    if not n.tapes:
-                        n.release()
-            else:  # the node leaves this graph, and is freed once no graph holds it
-                tp = n.tapes
-                if tp is not None and tape_id in tp:
-                    tp = tp - {tape_id} if len(tp) > 1 else None
-                    n.tapes = tp
-                    if tp is None and not n.rg:
-                        n.release()
+        if retain:
+            continue
+        if tape_id is None:
+            if n.rg:
+                n.freed = True
+                if not n.tapes:
+                    n.release()
+        else:  # the node leaves this graph, and is freed once no graph holds it
+            tp = n.tapes
+            if tp is not None and tape_id in tp:
+                if len(tp) > 1:
+                    n.tapes = tp - {tape_id}
+                else:
+                    n.tapes = None
+                    if not n.rg:  # Node.release, inlined
+                        n.inputs = n.backward = n.fast = n.versions = None
+    if arrays:
+        return {sid: None if (g := have(sid)) is None else _plain(g) for sid in source_ids}
     return {sid: have(sid) for sid in source_ids}
+
+
+def _plain(d) -> Tensor:
+    """An array as a Tensor of no graph (Tensor._make, inlined: once per node of a fallback)."""
+    t = _new(Tensor)
+    t.data = d
+    t._node = None
+    t._rg = False
+    t._tapes = None
+    t._grad = None
+    return t
 
 
 def _accumulate(grads, x, g):

@@ -130,7 +130,9 @@ def _check_range(name, d, n):
         lo, hi = d.min(), d.max()
         backend.defer_check((lo < 0) | (hi >= n), lambda: _range_message(name, int(lo), int(hi), n))
         return
-    if bool(((d < 0) | (d >= n)).any()):
+    # one compare: a negative signed label seen as unsigned is ≥ 2^(bits−1), so out of range too
+    u = d.view(d.dtype.str.replace("i", "u")) if d.dtype.kind == "i" else d
+    if bool((u >= n).any()):
         raise ValueError(_range_message(name, int(d.min()), int(d.max()), n))
 
 

@@ -26,32 +26,6 @@ def _xp(d):
 
 
 
-class Sigmoid(KernelOp):
-    @staticmethod
-    def forward_cpu(x):
-        # σ(x) = 1/(1 + e^{−x}): accurate to a few ulp everywhere; e^{−x} overflows to inf only
-        # where σ(x) < 1e-38 (float32), and 1/(1 + inf) = 0 is then the right answer.
-        xp = _xp(x)
-        if xp is not np:
-            return 1 / (1 + xp.exp(-x))
-        with np.errstate(over="ignore"):
-            if x.ndim == 0:  # ufuncs give scalars for 0-d input, so no out= below
-                return (1 / (1 + np.exp(-x))).astype(x.dtype)
-            e = np.negative(x)
-            np.exp(e, out=e)
-            e += 1
-            np.reciprocal(e, out=e)
-        return e
-
-    @staticmethod
-    def forward_gpu(x):
-        return _K(x).sigmoid_fwd(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (SigmoidGrad._apply2(ctx.output, g),)
-
-
 class SigmoidGrad(KernelOp):
     """gx = gy · y · (1 − y)."""
 
@@ -73,18 +47,28 @@ class SigmoidGrad(KernelOp):
         return (g * gy * (1.0 - 2.0 * y) if need[0] else None, SigmoidGrad._apply2(y, g) if need[1] else None)
 
 
-class Tanh(KernelOp):
+class Sigmoid(KernelOp):
+    grad_op = (SigmoidGrad, "output")
+
     @staticmethod
     def forward_cpu(x):
-        return _xp(x).tanh(x)
+        # σ(x) = 1/(1 + e^{−x}): accurate to a few ulp everywhere; e^{−x} overflows to inf only
+        # where σ(x) < 1e-38 (float32), and 1/(1 + inf) = 0 is then the right answer.
+        xp = _xp(x)
+        if xp is not np:
+            return 1 / (1 + xp.exp(-x))
+        with np.errstate(over="ignore"):
+            if x.ndim == 0:  # ufuncs give scalars for 0-d input, so no out= below
+                return (1 / (1 + np.exp(-x))).astype(x.dtype)
+            e = np.negative(x)
+            np.exp(e, out=e)
+            e += 1
+            np.reciprocal(e, out=e)
+        return e
 
     @staticmethod
     def forward_gpu(x):
-        return _K(x).tanh_fwd(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (TanhGrad._apply2(ctx.output, g),)
+        return _K(x).sigmoid_fwd(x)
 
 
 class TanhGrad(KernelOp):
@@ -107,18 +91,16 @@ class TanhGrad(KernelOp):
         return (-2.0 * g * gy * y if need[0] else None, TanhGrad._apply2(y, g) if need[1] else None)
 
 
-class ReLU(KernelOp):
+class Tanh(KernelOp):
+    grad_op = (TanhGrad, "output")
+
     @staticmethod
     def forward_cpu(x):
-        return _xp(x).maximum(x, 0).astype(x.dtype, copy=False)
+        return _xp(x).tanh(x)
 
     @staticmethod
     def forward_gpu(x):
-        return _K(x).relu_fwd(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (ReLUGrad._apply2(ctx.inputs[0], g),)
+        return _K(x).tanh_fwd(x)
 
 
 class ReLUGrad(KernelOp):
@@ -136,6 +118,18 @@ class ReLUGrad(KernelOp):
     def backward(ctx, g):
         x = ctx.inputs[0]
         return (None, ReLUGrad._apply2(x, g) if ctx.needs_input_grad[1] else None)
+
+
+class ReLU(KernelOp):
+    grad_op = (ReLUGrad, "input")
+
+    @staticmethod
+    def forward_cpu(x):
+        return _xp(x).maximum(x, 0).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def forward_gpu(x):
+        return _K(x).relu_fwd(x)
 
 
 _sigmoid1 = Sigmoid._apply1

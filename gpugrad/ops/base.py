@@ -180,18 +180,31 @@ def broadcast_error(op: str, a, b) -> ValueError:
     return ValueError(f"{op}: shapes {tuple(sa)} and {tuple(sb)} cannot be broadcast together")
 
 
-def unbroadcast(g: Tensor, x) -> Tensor | None:
+def unbroadcast(g, x):
     """Sum ``g`` back to the shape of ``x`` (the input it flows to) after NumPy broadcasting.
 
     Leading axes that broadcasting added are summed away; axes where ``x`` had length 1 are
-    summed with keepdims. Recorded (``shape.sum_to``), so it differentiates again.
+    summed with keepdims. A Tensor ``g`` is summed by a recorded op (``shape.sum_to``), so it
+    differentiates again; an array (a first-order backward on arrays) by the same NumPy call.
+    None (no gradient) stays None, and so does any ``x`` that is not a Tensor (a constant).
     """
-    if not isinstance(x, Tensor):
+    if g is None or not isinstance(x, Tensor):
         return None
     shape = x.data.shape
-    if g.data.shape == shape:
+    if g.shape == shape:
         return g
-    return (_SHAPE or _load_shape()).sum_to(g, shape)
+    sh = _SHAPE or _load_shape()
+    return sh.sum_to(g, shape) if isinstance(g, Tensor) else sh.sum_to_data(g, shape)
+
+
+def operand(x, g):
+    """Input ``x`` of a node as a backward rule on arrays uses it beside the gradient array ``g``:
+    Python numbers stay, integer and bool arrays take ``g``'s float dtype (the promotion of
+    :func:`promote`, so the rule computes what the recorded ops would)."""
+    if not isinstance(x, Tensor):
+        return x
+    d = x.data
+    return d if d.dtype.kind == "f" else d.astype(g.dtype)
 
 
 _SHAPE = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from .base import needs_promotion, pair, promote, record, unbroadcast
+from .base import needs_promotion, operand, pair, promote, record, unbroadcast
 from .shape import expand_dims, matrix_transpose, reshape
 
 
@@ -30,7 +30,7 @@ def matmul(a, b) -> Tensor:
         raise ValueError(
             f"matmul: batch shapes of {tuple(ad.shape)} and {tuple(bd.shape)} cannot be broadcast together"
         ) from None
-    return record(out, (a, b), _matmul_bwd, "matmul")
+    return record(out, (a, b), _matmul_bwd, "matmul", _matmul_fast)
 
 
 def _matmul_bwd(g, out, need):
@@ -59,14 +59,26 @@ def _matmul_bwd(g, out, need):
     return ga, gb
 
 
+def _matmul_fast(g, out, need):
+    """The backward on arrays of two operands of 2 or more axes (the others: None, the rule above)."""
+    a, b = out._node.inputs
+    ad, bd = a.data, b.data
+    if ad.ndim < 2 or bd.ndim < 2:
+        return None
+    return (
+        unbroadcast(g @ bd.swapaxes(-1, -2), a) if need[0] else None,  # matmul_nt(g, b)
+        unbroadcast(ad.swapaxes(-1, -2) @ g, b) if need[1] else None,  # matmul_tn(a, g)
+    )
+
+
 def matmul_nt(a: Tensor, b: Tensor) -> Tensor:
     """a @ bᵀ (last two axes) in one op: d a = G @ b, d b = Gᵀ @ a."""
-    return record(a.data @ b.data.swapaxes(-1, -2), (a, b), _nt_bwd, "matmul_nt")
+    return record(a.data @ b.data.swapaxes(-1, -2), (a, b), _nt_bwd, "matmul_nt", _nt_fast)
 
 
 def matmul_tn(a: Tensor, b: Tensor) -> Tensor:
     """aᵀ @ b (last two axes) in one op: d a = b @ Gᵀ, d b = a @ G."""
-    return record(a.data.swapaxes(-1, -2) @ b.data, (a, b), _tn_bwd, "matmul_tn")
+    return record(a.data.swapaxes(-1, -2) @ b.data, (a, b), _tn_bwd, "matmul_tn", _tn_fast)
 
 
 def _nt_bwd(g, out, need):
@@ -82,4 +94,20 @@ def _tn_bwd(g, out, need):
     return (
         unbroadcast(matmul_nt(b, g), a) if need[0] else None,
         unbroadcast(a @ g, b) if need[1] else None,
+    )
+
+
+def _nt_fast(g, out, need):
+    a, b = out._node.inputs
+    return (
+        unbroadcast(g @ operand(b, g), a) if need[0] else None,
+        unbroadcast(g.swapaxes(-1, -2) @ a.data, b) if need[1] else None,
+    )
+
+
+def _tn_fast(g, out, need):
+    a, b = out._node.inputs
+    return (
+        unbroadcast(b.data @ g.swapaxes(-1, -2), a) if need[0] else None,
+        unbroadcast(operand(a, g) @ g, b) if need[1] else None,
     )

@@ -138,6 +138,12 @@ def _fused_loss(name, forward, grad, kfwd, kbwd, empty=float("nan")):
         gt = composed_vjp(forward, (t, p), g, (True, False))[0] if need[1] else None
         return gp, gt
 
+    def loss_backward_arrays(ctx, g):
+        if ctx._need[1]:  # the target's gradient too: the recorded rule above
+            return None
+        p, t = ctx.inputs
+        return grad_op.run(p.data, t.data, g, saved=ctx.residual), None
+
     def grad_backward(ctx, G):
         p, t, g = ctx.inputs
         need = ctx.needs_input_grad
@@ -153,6 +159,7 @@ def _fused_loss(name, forward, grad, kfwd, kbwd, empty=float("nan")):
         "forward_cpu": staticmethod(lambda p, t: kfwd(array_kernels, _like(t, p), p)),
         "forward_gpu": staticmethod(lambda p, t: kfwd(_K(p), _like(t, p), p)),
         "backward": staticmethod(loss_backward),
+        "backward_arrays": staticmethod(loss_backward_arrays),
     })
     grad_op = type(name + "_grad", (KernelOp,), {
         "__doc__": f"d {name} / d pred, weighted by the per-row upstream gradient g; fused.",

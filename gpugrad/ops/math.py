@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor, is_float
-from .base import broadcast_error, needs_promotion, pair, promote, record, to_float, unary, unbroadcast
+from .base import broadcast_error, needs_promotion, operand, pair, promote, record, to_float, unary, unbroadcast
 
 _SCALARS = (int, float)
 
@@ -27,7 +27,7 @@ def _xp(d):
 # -- binary -------------------------------------------------------------------------------------
 
 
-def _binary(name, fn, bwd):
+def _binary(name, fn, bwd, fast=None):
     def op(a, b):
         # fast path: a Tensor with a Tensor of the same array type, or with a Python number
         if isinstance(a, Tensor) and isinstance(b, Tensor) and type(a.data) is type(b.data):
@@ -53,33 +53,36 @@ def _binary(name, fn, bwd):
             if "broadcast" in str(e):
                 raise broadcast_error(name, ad, bd) from None
             raise
-        return record(out, (a, b), bwd, name)
+        return record(out, (a, b), bwd, name, fast)
 
     op.__name__ = name
     return op
 
 
-def _add_bwd(g, out, need):
-    a, b = out._node.inputs
-    return (unbroadcast(g, a) if need[0] else None, unbroadcast(g, b) if need[1] else None)
+def _both(rule):
+    """A binary op's backward (recorded ops) and its ``fast`` twin (arrays) from one rule
+    ``rule(g, a, b, need) -> (ga, gb)`` written with operators, which Tensors and arrays share;
+    each gradient is then summed back to its input's shape."""
+
+    def bwd(g, out, need):
+        a, b = out._node.inputs
+        ga, gb = rule(g, a, b, need)
+        return unbroadcast(ga, a), unbroadcast(gb, b)
+
+    def fast(g, out, need):
+        a, b = out._node.inputs
+        ga, gb = rule(g, operand(a, g), operand(b, g), need)
+        return unbroadcast(ga, a), unbroadcast(gb, b)
+
+    return bwd, fast
 
 
-def _sub_bwd(g, out, need):
-    a, b = out._node.inputs
-    return (unbroadcast(g, a) if need[0] else None, unbroadcast(-g, b) if need[1] else None)
-
-
-def _mul_bwd(g, out, need):
-    a, b = out._node.inputs
-    return (unbroadcast(g * b, a) if need[0] else None, unbroadcast(g * a, b) if need[1] else None)
-
-
-def _div_bwd(g, out, need):
-    a, b = out._node.inputs
-    return (
-        unbroadcast(g / b, a) if need[0] else None,
-        unbroadcast(-g * a / (b * b), b) if need[1] else None,
-    )
+_add_bwd, _add_fast = _both(lambda g, a, b, need: (g if need[0] else None, g if need[1] else None))
+_sub_bwd, _sub_fast = _both(lambda g, a, b, need: (g if need[0] else None, -g if need[1] else None))
+_mul_bwd, _mul_fast = _both(lambda g, a, b, need: (g * b if need[0] else None, g * a if need[1] else None))
+_div_bwd, _div_fast = _both(
+    lambda g, a, b, need: (g / b if need[0] else None, -g * a / (b * b) if need[1] else None)
+)
 
 
 def _pow_bwd(g, out, need):
@@ -118,10 +121,10 @@ def _min_bwd(g, out, need):
     )
 
 
-add = _binary("add", operator.add, _add_bwd)
-subtract = _binary("subtract", operator.sub, _sub_bwd)
-multiply = _binary("multiply", operator.mul, _mul_bwd)
-divide = _binary("divide", operator.truediv, _div_bwd)
+add = _binary("add", operator.add, _add_bwd, _add_fast)
+subtract = _binary("subtract", operator.sub, _sub_bwd, _sub_fast)
+multiply = _binary("multiply", operator.mul, _mul_bwd, _mul_fast)
+divide = _binary("divide", operator.truediv, _div_bwd, _div_fast)
 pow = _binary("pow", operator.pow, _pow_bwd)  # noqa: A001
 maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd)
 minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd)
@@ -179,16 +182,27 @@ not_equal = _compare("not_equal", lambda a, b: a != b)
 # -- unary --------------------------------------------------------------------------------------
 
 
-def _unary(name, fn, bwd, real=False):
-    """An elementwise op; ``real``: its values are real numbers, so an integer or bool input is
-    taken as the default float (PyTorch and JAX), not as NumPy's float64."""
+def _unary(name, fn, rule, real=False, arrays=True):
+    """An elementwise op whose gradient is ``rule(g, x, y)`` (x the input, y the output);
+    ``real``: its values are real numbers, so an integer or bool input is taken as the default
+    float (PyTorch and JAX), not as NumPy's float64. ``arrays``: the rule is written with
+    operators alone, so it also runs on arrays (a first-order backward)."""
+
+    def bwd(g, out, need):
+        return (rule(g, out._node.inputs[0], out),)
+
+    def fast(g, out, need):
+        return (rule(g, out._node.inputs[0].data, out.data),)
+
+    if not arrays:
+        fast = None
 
     def op(x):
         if x.__class__ is not Tensor or real and x.data.dtype.kind != "f":
             x = unary(x, name)
             if real:
                 x = to_float(x)
-        return record(fn(x.data), (x,), bwd, name)
+        return record(fn(x.data), (x,), bwd, name, fast)
 
     op.__name__ = name
     return op
@@ -198,23 +212,24 @@ def _x(out):
     return out._node.inputs[0]
 
 
-negative = _unary("negative", lambda d: -d, lambda g, out, need: (-g,))
-exp = _unary("exp", lambda d: _xp(d).exp(d), lambda g, out, need: (g * out,), real=True)
-log = _unary("log", lambda d: _xp(d).log(d), lambda g, out, need: (g / _x(out),), real=True)
-log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, out, need: (g / (_x(out) + 1.0),), real=True)
-expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, out, need: (g * (out + 1.0),), real=True)
-sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, out, need: (g * 0.5 / out,), real=True)
-square = _unary("square", lambda d: d * d, lambda g, out, need: (scaled_product(g, _x(out), 2.0),))
-sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, out, need: (g * cos(_x(out)),), real=True)
-cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, out, need: (-g * sin(_x(out)),), real=True)
-tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, out, need: (g * (1.0 + out * out),), real=True)
-abs = _unary("abs", lambda d: _xp(d).abs(d), lambda g, out, need: (g * sign(_x(out)),))  # noqa: A001
+negative = _unary("negative", lambda d: -d, lambda g, x, y: -g)
+exp = _unary("exp", lambda d: _xp(d).exp(d), lambda g, x, y: g * y, real=True)
+log = _unary("log", lambda d: _xp(d).log(d), lambda g, x, y: g / x, real=True)
+log1p = _unary("log1p", lambda d: _xp(d).log1p(d), lambda g, x, y: g / (x + 1.0), real=True)
+expm1 = _unary("expm1", lambda d: _xp(d).expm1(d), lambda g, x, y: g * (y + 1.0), real=True)
+sqrt = _unary("sqrt", lambda d: _xp(d).sqrt(d), lambda g, x, y: g * 0.5 / y, real=True)
+square = _unary("square", lambda d: d * d, lambda g, x, y: scaled_product(g, x, 2.0))
+sin = _unary("sin", lambda d: _xp(d).sin(d), lambda g, x, y: g * cos(x), real=True, arrays=False)
+cos = _unary("cos", lambda d: _xp(d).cos(d), lambda g, x, y: -g * sin(x), real=True, arrays=False)
+tan = _unary("tan", lambda d: _xp(d).tan(d), lambda g, x, y: g * (1.0 + y * y), real=True)
+abs = _unary("abs", lambda d: _xp(d).abs(d), lambda g, x, y: g * sign(x), arrays=False)  # noqa: A001
 
 
-def scaled_product(a, b, c: float) -> Tensor:
-    """c·a·b in one op (the backward of ``square`` is 2·g·x): d a = c·G·b, d b = c·G·a."""
-    out = a.data * b.data
-    out = out * c if out.ndim == 0 else _imul(out, c)
+def scaled_product(a, b, c: float):
+    """c·a·b in one op (the backward of ``square`` is 2·g·x): d a = c·G·b, d b = c·G·a. Arrays
+    in (a backward on arrays), an array out."""
+    if not isinstance(a, Tensor):
+        return _scaled(a, b, c)
 
     def bwd(G, o, need):
         return (
@@ -222,10 +237,13 @@ def scaled_product(a, b, c: float) -> Tensor:
             unbroadcast(scaled_product(G, a, c), b) if need[1] else None,
         )
 
-    return record(out, (a, b), bwd, "scaled_product")
+    return record(_scaled(a.data, b.data, c), (a, b), bwd, "scaled_product")
 
 
-def _imul(out, c):
+def _scaled(ad, bd, c):
+    out = ad * bd
+    if out.ndim == 0:
+        return out * c
     out *= c
     return out
 

@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .base import record, to_float, unary
-from .math import _binary, _unary, _x, abs, cos, exp, sqrt, where
+from .math import _binary, _unary, abs, cos, exp, sqrt, where
 
 
 def _xp(d):
@@ -31,30 +31,20 @@ def _ins(out):
 
 # -- unary --------------------------------------------------------------------------------------
 
-sinh = _unary("sinh", lambda d: _xp(d).sinh(d), lambda g, out, need: (g * cosh(_x(out)),), real=True)
-cosh = _unary("cosh", lambda d: _xp(d).cosh(d), lambda g, out, need: (g * sinh(_x(out)),), real=True)
-arcsin = _unary(
-    "arcsin", lambda d: _xp(d).arcsin(d), lambda g, out, need: (g / sqrt(1.0 - _x(out) * _x(out)),), real=True
-)
-arccos = _unary(
-    "arccos", lambda d: _xp(d).arccos(d), lambda g, out, need: (-g / sqrt(1.0 - _x(out) * _x(out)),), real=True
-)
-arctan = _unary("arctan", lambda d: _xp(d).arctan(d), lambda g, out, need: (g / (1.0 + _x(out) * _x(out)),), real=True)
-arcsinh = _unary(
-    "arcsinh", lambda d: _xp(d).arcsinh(d), lambda g, out, need: (g / sqrt(_x(out) * _x(out) + 1.0),), real=True
-)
-arccosh = _unary(
-    "arccosh", lambda d: _xp(d).arccosh(d), lambda g, out, need: (g / sqrt(_x(out) * _x(out) - 1.0),), real=True
-)
-arctanh = _unary(
-    "arctanh", lambda d: _xp(d).arctanh(d), lambda g, out, need: (g / (1.0 - _x(out) * _x(out)),), real=True
-)
-log2 = _unary("log2", lambda d: _xp(d).log2(d), lambda g, out, need: (g / (_x(out) * _m.log(2.0)),), real=True)
-log10 = _unary("log10", lambda d: _xp(d).log10(d), lambda g, out, need: (g / (_x(out) * _m.log(10.0)),), real=True)
-exp2 = _unary("exp2", lambda d: _xp(d).exp2(d), lambda g, out, need: (g * out * _m.log(2.0),), real=True)
-rad2deg = _unary("rad2deg", lambda d: d * (180.0 / np.pi), lambda g, out, need: (g * (180.0 / np.pi),), real=True)
-deg2rad = _unary("deg2rad", lambda d: d * (np.pi / 180.0), lambda g, out, need: (g * (np.pi / 180.0),), real=True)
-reciprocal = _unary("reciprocal", lambda d: 1.0 / d, lambda g, out, need: (-g * out * out,), real=True)
+sinh = _unary("sinh", lambda d: _xp(d).sinh(d), lambda g, x, y: g * cosh(x), real=True, arrays=False)
+cosh = _unary("cosh", lambda d: _xp(d).cosh(d), lambda g, x, y: g * sinh(x), real=True, arrays=False)
+arcsin = _unary("arcsin", lambda d: _xp(d).arcsin(d), lambda g, x, y: g / sqrt(1.0 - x * x), real=True, arrays=False)
+arccos = _unary("arccos", lambda d: _xp(d).arccos(d), lambda g, x, y: -g / sqrt(1.0 - x * x), real=True, arrays=False)
+arctan = _unary("arctan", lambda d: _xp(d).arctan(d), lambda g, x, y: g / (1.0 + x * x), real=True)
+arcsinh = _unary("arcsinh", lambda d: _xp(d).arcsinh(d), lambda g, x, y: g / sqrt(x * x + 1.0), real=True, arrays=False)
+arccosh = _unary("arccosh", lambda d: _xp(d).arccosh(d), lambda g, x, y: g / sqrt(x * x - 1.0), real=True, arrays=False)
+arctanh = _unary("arctanh", lambda d: _xp(d).arctanh(d), lambda g, x, y: g / (1.0 - x * x), real=True)
+log2 = _unary("log2", lambda d: _xp(d).log2(d), lambda g, x, y: g / (x * _m.log(2.0)), real=True)
+log10 = _unary("log10", lambda d: _xp(d).log10(d), lambda g, x, y: g / (x * _m.log(10.0)), real=True)
+exp2 = _unary("exp2", lambda d: _xp(d).exp2(d), lambda g, x, y: g * y * _m.log(2.0), real=True)
+rad2deg = _unary("rad2deg", lambda d: d * (180.0 / np.pi), lambda g, x, y: g * (180.0 / np.pi), real=True)
+deg2rad = _unary("deg2rad", lambda d: d * (np.pi / 180.0), lambda g, x, y: g * (np.pi / 180.0), real=True)
+reciprocal = _unary("reciprocal", lambda d: 1.0 / d, lambda g, x, y: -g * y * y, real=True)
 degrees = rad2deg
 radians = deg2rad
 
@@ -63,19 +53,18 @@ def _sinc_fwd(d):
     return _xp(d).sinc(d)
 
 
-def _sinc_bwd(g, out, need):
+def _sinc_bwd(g, x, out):
     # d/dx sin(πx)/(πx) = (cos(πx) − sinc(x)) / x; near 0 its Taylor series, whose own
     # derivatives are those of sinc there too (so every order is right at 0)
-    x = _x(out)
     small = abs(x) < 0.02
     safe = where(small, 1.0, x)
     u = np.pi * where(small, x, 0.0)
     u2 = u * u
     series = np.pi * u * (-1.0 / 3 + u2 * (1.0 / 30 + u2 * (-1.0 / 840 + u2 * (1.0 / 45360 - u2 / 3991680))))
-    return (g * where(small, series, (cos(np.pi * safe) - out) / safe),)
+    return g * where(small, series, (cos(np.pi * safe) - out) / safe)
 
 
-sinc = _unary("sinc", _sinc_fwd, _sinc_bwd, real=True)
+sinc = _unary("sinc", _sinc_fwd, _sinc_bwd, real=True, arrays=False)
 
 
 def _constant_unary(name, fn):

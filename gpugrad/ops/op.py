@@ -32,6 +32,14 @@ with array methods and ``gg.backend.get_array_module`` to run on both).
 Keyword arguments of ``apply`` are passed to both forwards and read in the backward as
 ``ctx.<name>`` (``Softmax.apply(x, axis=1)`` → ``ctx.axis``). An op whose class sets
 ``residual = True`` returns ``(y, r)`` from its forwards; ``r`` (any object) is ``ctx.residual``.
+
+Two backwards: ``backward`` (ops, recorded when a higher order is asked for) and, optionally,
+``backward_arrays(ctx, gy)``, the same rule on arrays: a first-order gradient, which nothing
+records, runs it and makes no Tensor on the way (``ctx.inputs`` and ``ctx.output`` are still the
+Tensors; read ``.data``). It returns arrays or None per input, or None as a whole to use
+``backward`` this time. An op whose gradient is one other op of (its output or its input, gy), as
+``sigmoid``'s is ``SigmoidGrad(y, gy)``, sets ``grad_op = (SigmoidGrad, "output")`` and gets both.
+``Op.run(*arrays, **params)`` is the forward on arrays alone, dispatched as ``apply`` does.
 """
 
 from __future__ import annotations
@@ -90,22 +98,30 @@ class Op:
     residual = False
     #: check what the forward and ``backward`` return (types, count, shapes); built-in ops are trusted
     check_grads = True
+    #: a one-input op whose gradient is another op of (its output or its input, gy): set to
+    #: ``(GradOp, "output")`` or ``(GradOp, "input")`` instead of writing ``backward``
+    grad_op = None
     _node_backward = None
+    _node_fast = None
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs):
         # ``class Base(gg.Op, abstract=True)``: a base for other ops, with no forward of its own
         super().__init_subclass__(**kwargs)
         if abstract:
             return
+        if cls.grad_op is not None and "backward" not in cls.__dict__:
+            cls.backward = staticmethod(_backward_by(*cls.grad_op))
         for need in ("forward_cpu", "backward"):
             if not callable(getattr(cls, need, None)):
                 raise TypeError(f"{cls.__name__}: a gg.Op subclass must define the static method {need}")
         cls._node_backward = staticmethod(_node_backward(cls))
+        cls._node_fast = _node_fast(cls)
         # ``apply``, and two entries without keywords for the hot paths of the built-in ops
         apply, apply1, apply2 = _make_apply(cls)
         cls.apply = staticmethod(apply)
         cls._apply1 = staticmethod(apply1)
         cls._apply2 = staticmethod(apply2)
+        cls.run = staticmethod(_make_run(cls))
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
@@ -120,6 +136,7 @@ def _make_apply(cls):
     name = cls.__name__
     fcpu = cls.forward_cpu
     node_backward = cls._node_backward
+    node_fast = cls._node_fast
     plain = not (cls.residual or cls.check_grads)
 
     def apply(*inputs, **params) -> Tensor:
@@ -164,12 +181,9 @@ def _make_apply(cls):
                 out = _forward_other(cls, arrays, params)
         if plain:
             if not params:
-                return record(out, inputs, node_backward, name)
-
-            def bw(g, o, need):
-                return node_backward(g, o, need, params)
-
-            return record(out, inputs, bw, name)
+                return record(out, inputs, node_backward, name, node_fast)
+            bw, fw = _bound(cls, params, None)
+            return record(out, inputs, bw, name, fw)
         return finish(cls, inputs, out, params, name)
 
     def apply1(x) -> Tensor:
@@ -179,7 +193,7 @@ def _make_apply(cls):
         d = x.data
         out = fcpu(d) if d.__class__ is np.ndarray else _forward_other(cls, (d,), {})
         if plain:
-            return record(out, (x,), node_backward, name)
+            return record(out, (x,), node_backward, name, node_fast)
         return finish(cls, (x,), out, {}, name)
 
     def apply2(a, b) -> Tensor:
@@ -194,12 +208,39 @@ def _make_apply(cls):
                 check_devices(a, b, name)
             out = _forward_other(cls, (da, db), {})
         if plain:
-            return record(out, (a, b), node_backward, name)
+            return record(out, (a, b), node_backward, name, node_fast)
         return finish(cls, (a, b), out, {}, name)
 
     apply.__doc__ = f"{name}(*inputs): run the forward on the inputs' arrays and record it."
     apply.__qualname__ = f"{cls.__qualname__}.apply"
     return apply, apply1, apply2
+
+
+def _make_run(cls):
+    """``cls.run(*arrays, **params)``: the op's forward on arrays alone, dispatched as ``apply``
+    does (NumPy to ``forward_cpu``, CuPy to ``forward_gpu`` where it takes them), recording
+    nothing: what a backward on arrays calls."""
+    fcpu = cls.forward_cpu
+
+    def run(*arrays, **params):
+        if arrays[0].__class__ is np.ndarray:
+            return fcpu(*arrays, **params)
+        return _forward_other(cls, arrays, params)
+
+    return run
+
+
+def _backward_by(grad_cls, of):
+    """The backward of a one-input op whose gradient is ``grad_cls`` of (output or input, gy)."""
+    from_output = of == "output"
+    if not from_output and of != "input":
+        raise ValueError(f"grad_op: the gradient op takes the 'output' or the 'input', got {of!r}")
+
+    def backward(ctx, g):
+        return (grad_cls._apply2(ctx.output if from_output else ctx.inputs[0], g),)
+
+    backward.by_grad_op = True
+    return backward
 
 
 def _forward_other(cls, arrays, params):
@@ -291,14 +332,27 @@ def finish(cls, ts, out, params, name: str) -> Tensor:
                 f"{name}: the forward returned an array on {dev} for inputs on {ts[0].device}; return it "
                 "on the inputs' device"
             )
-    bw = cls._node_backward
     if params or saved is not None:
-        fn = bw
+        bw, fw = _bound(cls, params, saved)
+        return record(out, ts, bw, name, fw)
+    return record(out, ts, cls._node_backward, name, cls._node_fast)
 
-        def bw(g, o, need):
-            return fn(g, o, need, params, saved)
 
-    return record(out, ts, bw, name)
+def _bound(cls, params, saved):
+    """The node's backward and fast rule for one call's keyword arguments and residual."""
+    fn = cls._node_backward
+    fast = cls._node_fast
+
+    def bw(g, o, need):
+        return fn(g, o, need, params, saved)
+
+    if fast is None:
+        return bw, None
+
+    def fw(g, o, need):
+        return fast(g, o, need, params, saved)
+
+    return bw, fw
 
 
 def _node_backward(cls):
@@ -313,6 +367,26 @@ def _node_backward(cls):
         return check_grads(name, grads, inputs) if check else grads
 
     return node_backward
+
+
+def _node_fast(cls):
+    """The graph's rule on arrays for op class ``cls`` (see :class:`gpugrad.graph.Node`): from
+    ``grad_op`` (the gradient op's forward on arrays), or ``cls.backward_arrays(ctx, g)`` where
+    the class gives one (arrays back, or None to use ``backward``); else None."""
+    arrays = getattr(cls, "backward_arrays", None)
+    if arrays is not None:
+
+        def node_fast(g, out, need, params=None, saved=None):
+            return arrays(_ctx(Context, (out._node.inputs, out, need, params, saved)), g)
+
+        return node_fast
+    if not getattr(cls.backward, "by_grad_op", False):
+        return None
+    grad_cls, of = cls.grad_op
+    run = grad_cls.run
+    if of == "output":
+        return lambda g, out, need, params=None, saved=None: (run(out.data, g),)
+    return lambda g, out, need, params=None, saved=None: (run(out._node.inputs[0].data, g),)
 
 
 def check_grads(name: str, grads, inputs) -> tuple:

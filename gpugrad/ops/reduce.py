@@ -14,7 +14,7 @@ import numpy as np
 from .. import backend
 from ..tensor import Tensor
 from .base import _ALL_AXES, normalize_axis, record, to_float, unary
-from .shape import broadcast_to, reshape
+from .shape import broadcast_any, reshape_any
 
 _add_reduce = np.add.reduce
 
@@ -24,10 +24,11 @@ def _kshape(shape, axes):
 
 
 def _expand(g, x, axes, keepdims, scale=None):
-    """Broadcast a reduced gradient (times ``scale``) back to the input's shape."""
+    """Broadcast a reduced gradient (times ``scale``) back to the input's shape (a Tensor, or an
+    array in a backward on arrays)."""
     if not keepdims and axes and axes != (_ALL_AXES[len(axes)] if len(axes) < 33 else tuple(range(len(axes)))):
-        g = reshape(g, _kshape(x.data.shape, axes))  # reduced axes that are not leading come back as 1s
-    return broadcast_to(g, x.data.shape, scale)
+        g = reshape_any(g, _kshape(x.data.shape, axes))  # reduced axes that are not leading come back as 1s
+    return broadcast_any(g, x.data.shape, scale)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
@@ -42,7 +43,7 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
     def bwd(g, o, need):
         return (_expand(g, x, axes, keepdims),)
 
-    return record(out, (x,), bwd, "sum")
+    return record(out, (x,), bwd, "sum", bwd)
 
 
 def mean(x, axis=None, keepdims=False):
@@ -66,7 +67,7 @@ def mean(x, axis=None, keepdims=False):
     def bwd(g, o, need):
         return (_expand(g, x, axes, keepdims, scale),)
 
-    return record(out, (x,), bwd, "mean")
+    return record(out, (x,), bwd, "mean", bwd)
 
 
 def _extreme(name, fn):

@@ -22,11 +22,16 @@ def reshape(x, shape) -> Tensor:
         out = x.data.reshape(tuple(shape))
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into shape {tuple(shape)}") from None
-    return record(out, (x,), _reshape_bwd, "reshape")
+    return record(out, (x,), _reshape_bwd, "reshape", _reshape_bwd)
+
+
+def reshape_any(g, shape):
+    """``reshape`` of a Tensor (recorded), or of an array as it is (a backward on arrays)."""
+    return reshape(g, shape) if isinstance(g, Tensor) else g.reshape(shape)
 
 
 def _reshape_bwd(g, out, need):
-    return (reshape(g, out._node.inputs[0].data.shape),)
+    return (reshape_any(g, out._node.inputs[0].data.shape),)
 
 
 def transpose(x, perm=None) -> Tensor:
@@ -45,9 +50,9 @@ def transpose(x, perm=None) -> Tensor:
         inv[p] = i
 
     def bwd(g, out, need):
-        return (transpose(g, inv),)
+        return (transpose(g, inv) if isinstance(g, Tensor) else g.transpose(inv),)
 
-    return record(x.data.transpose(perm), (x,), bwd, "transpose")
+    return record(x.data.transpose(perm), (x,), bwd, "transpose", bwd)
 
 
 def matrix_transpose(x) -> Tensor:
@@ -56,11 +61,11 @@ def matrix_transpose(x) -> Tensor:
     d = x.data
     if d.ndim < 2:
         raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape {x.shape}")
-    return record(d.swapaxes(-1, -2), (x,), _mt_bwd, "matrix_transpose")
+    return record(d.swapaxes(-1, -2), (x,), _mt_bwd, "matrix_transpose", _mt_bwd)
 
 
 def _mt_bwd(g, out, need):
-    return (matrix_transpose(g),)
+    return (matrix_transpose(g) if isinstance(g, Tensor) else g.swapaxes(-1, -2),)
 
 
 def expand_dims(x, axis: int) -> Tensor:
@@ -88,13 +93,8 @@ def broadcast_to(x, shape, scale=None) -> Tensor:
     shape = tuple(shape)
     if x.shape == shape and scale is None:
         return x
-    d = x.data
     try:
-        if type(d) is np.ndarray or isinstance(d, np.generic):
-            out = np.empty(shape, dtype=d.dtype)  # a filled copy: 4x cheaper than np.broadcast_to
-            out[...] = d if scale is None else d * scale
-        else:
-            out = _xp(d).broadcast_to(d if scale is None else d * scale, shape)
+        out = broadcast_data(x.data, shape, scale)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast a tensor of shape {x.shape} to shape {shape}") from None
 
@@ -102,7 +102,27 @@ def broadcast_to(x, shape, scale=None) -> Tensor:
         gx = unbroadcast(g, x)
         return (gx if scale is None else gx * scale,)
 
-    return record(out, (x,), bwd, "broadcast_to")
+    return record(out, (x,), bwd, "broadcast_to", bwd)
+
+
+def broadcast_data(d, shape, scale=None):
+    """:func:`broadcast_to` on an array: a filled copy on NumPy (4x cheaper than np.broadcast_to
+    and writable), a broadcast view elsewhere."""
+    if type(d) is np.ndarray or isinstance(d, np.generic):
+        out = np.empty(shape, dtype=d.dtype)
+        out[...] = d if scale is None else d * scale
+        return out
+    return _xp(d).broadcast_to(d if scale is None else d * scale, shape)
+
+
+def broadcast_any(g, shape, scale=None):
+    """:func:`broadcast_to` of a Tensor (recorded) or of an array (a backward on arrays); the
+    same shape and no scale gives ``g`` itself."""
+    if isinstance(g, Tensor):
+        return broadcast_to(g, shape, scale)
+    if g.shape == shape and scale is None:
+        return g
+    return broadcast_data(g, shape, scale)
 
 
 def sum_to(g, shape) -> Tensor:
@@ -114,20 +134,21 @@ def sum_to(g, shape) -> Tensor:
     shape = tuple(shape)
     if gshape == shape:
         return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
-    d = g.data
-    if axes:  # np.add.reduce is what ndarray.sum calls, less a Python frame
-        out = np.add.reduce(d, axes) if d.__class__ is np.ndarray else d.sum(axis=axes)
-    else:
-        out = d
-    if out.shape != shape:
-        out = out.reshape(shape)
 
     def bwd(gg, o, need):
-        return (broadcast_to(gg, gshape),)
+        return (broadcast_any(gg, gshape),)
 
-    return record(out, (g,), bwd, "sum_to")
+    return record(sum_to_data(g.data, shape), (g,), bwd, "sum_to", bwd)
+
+
+def sum_to_data(d, shape):
+    """:func:`sum_to` on an array (a backward on arrays calls it directly)."""
+    gshape = d.shape
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and gshape[i + lead] != 1)
+    if axes:  # np.add.reduce is what ndarray.sum calls, less a Python frame
+        d = np.add.reduce(d, axes) if d.__class__ is np.ndarray else d.sum(axis=axes)
+    return d if d.shape == shape else d.reshape(shape)
 
 
 def _same_device(tensors, op):
@@ -210,30 +231,40 @@ def getitem(x, idx) -> Tensor:
     """``x[idx]`` with NumPy semantics; the gradient scatters back (adding where an index repeats)."""
     x = unary(x, "getitem")
     idx = _plain_index(idx)
-    out = x.data[idx]
-    if not hasattr(out, "shape") or isinstance(out, np.generic):
-        out = np.asarray(out)
+    out = _take(x.data, idx)
 
     def bwd(g, o, need):
-        return (scatter_add(g, idx, x.shape),)
+        return (scatter_add(g, idx, x.shape) if isinstance(g, Tensor) else scatter_data(g, idx, x.shape),)
 
-    return record(out, (x,), bwd, "getitem")
+    return record(out, (x,), bwd, "getitem", bwd)
+
+
+def _take(d, idx):
+    out = d[idx]
+    if not hasattr(out, "shape") or isinstance(out, np.generic):
+        out = np.asarray(out)
+    return out
 
 
 def scatter_add(g, idx, shape) -> Tensor:
     """A tensor of ``shape``, zero except ``out[idx] += g``: the transpose of ``getitem``."""
     g = unary(g)
-    xp = _xp(g.data)
-    out = xp.zeros(shape, dtype=g.dtype)
-    if _is_advanced(idx):
-        xp.add.at(out, idx, g.data)
-    else:
-        out[idx] = g.data
 
     def bwd(gg, o, need):
-        return (getitem(gg, idx),)
+        return (getitem(gg, idx) if isinstance(gg, Tensor) else _take(gg, idx),)
 
-    return record(out, (g,), bwd, "scatter_add")
+    return record(scatter_data(g.data, idx, shape), (g,), bwd, "scatter_add", bwd)
+
+
+def scatter_data(d, idx, shape):
+    """:func:`scatter_add` on an array."""
+    xp = _xp(d)
+    out = xp.zeros(shape, dtype=d.dtype)
+    if _is_advanced(idx):
+        xp.add.at(out, idx, d)
+    else:
+        out[idx] = d
+    return out
 
 
 def to_device(x, device: str) -> Tensor:
