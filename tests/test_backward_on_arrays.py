@@ -213,3 +213,25 @@ def test_grad_op_declares_the_backward():
             @staticmethod
             def forward_cpu(x):
                 return x
+
+
+def test_a_user_rule_on_arrays_is_checked_like_its_backward():
+    class Wrong(gg.Op):
+        @staticmethod
+        def forward_cpu(x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+
+        @staticmethod
+        def backward_arrays(ctx, g):
+            return (np.ones((7,)),)  # not the input's shape, and it would broadcast against a sum
+
+    x = gg.constant(_x((4, 7)))
+    with gg.GradientTape() as tape:
+        tape.watch(x)
+        y = gg.sum(Wrong.apply(x) + x)
+    with pytest.raises(RuntimeError, match="returned a gradient of shape"):
+        tape.gradient(y, x)

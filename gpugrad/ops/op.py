@@ -375,9 +375,16 @@ def _node_fast(cls):
     the class gives one (arrays back, or None to use ``backward``); else None."""
     arrays = getattr(cls, "backward_arrays", None)
     if arrays is not None:
+        name = cls.__name__
+        check = cls.check_grads
 
         def node_fast(g, out, need, params=None, saved=None):
-            return arrays(_ctx(Context, (out._node.inputs, out, need, params, saved)), g)
+            inputs = out._node.inputs
+            grads = arrays(_ctx(Context, (inputs, out, need, params, saved)), g)
+            if grads is None or not check:
+                return grads
+            # a user's rule: checked as its backward is (count, shapes, devices), arrays back
+            return tuple(None if t is None else t.data for t in check_grads(name, grads, inputs))
 
         return node_fast
     if not getattr(cls.backward, "by_grad_op", False):
