@@ -408,15 +408,7 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
     return {sid: have(sid) for sid in source_ids}
 
 
-def _plain(d) -> Tensor:
-    """An array as a Tensor of no graph (Tensor._make, inlined: once per node of a fallback)."""
-    t = _new(Tensor)
-    t.data = d
-    t._node = None
-    t._rg = False
-    t._tapes = None
-    t._grad = None
-    return t
+_plain = Tensor._make  # an array as a Tensor of no graph
 
 
 def _accumulate(grads, x, g):

@@ -37,6 +37,9 @@ CASES = [
     ("multiply by an int tensor", lambda c, a: a * c(_ints((3, 4))), [_x((3, 4), F32)]),
     ("divide", lambda c, a, b: a / b, [_x((3, 4)), _x((4,), seed=1)]),
     ("float32 with float64", lambda c, a, b: a * b, [_x((3,), F32), _x((3,), F64, seed=1)]),
+    ("maximum minimum", lambda c, a, b: gg.maximum(a, b) * gg.minimum(a, 1.0), [_x((3, 4)), _x((4,), seed=1)]),
+    ("maximum with ties", lambda c, a: gg.maximum(a, c(np.full((4,), 1.0, F32))), [np.array([0.5, 1.0, 1.5, 1.0], F32)]),
+    ("where", lambda c, a, b: gg.where(c(np.array([True, False, True])), a, b), [_x((2, 3)), _x((3,), seed=1)]),
     ("negative", lambda c, a: -a, [_x((4,))]),
     ("exp log log1p", lambda c, a: gg.log1p(gg.log(gg.exp(a))), [_x((4,))]),
     ("expm1 sqrt tan", lambda c, a: gg.tan(gg.sqrt(gg.expm1(a))) * 0.1, [_x((4,), lo=0.1, hi=0.5)]),
@@ -45,6 +48,8 @@ CASES = [
     ("log2 log10 exp2", lambda c, a: gg.exp2(gg.log2(a) + gg.log10(a)), [_x((4,))]),
     ("rad2deg deg2rad reciprocal", lambda c, a: gg.reciprocal(gg.deg2rad(gg.rad2deg(a))), [_x((4,))]),
     ("sigmoid tanh relu", lambda c, a: gg.relu(gg.tanh(gg.sigmoid(a)) - 0.6), [_x((3, 5), F32, lo=-3, hi=3)]),
+    ("softmax", lambda c, a: gg.softmax(a, axis=0) * c(_x((3, 4), seed=2)), [_x((3, 4), F32)]),
+    ("log_softmax", lambda c, a: gg.log_softmax(a, axis=-1) * c(_x((3, 4), seed=2)), [_x((3, 4))]),
     ("sum", lambda c, a: gg.sum(a, axis=1) * 2.0 + gg.sum(gg.sum(a, axis=(0, 2), keepdims=True)), [_x((2, 3, 4))]),
     ("mean", lambda c, a: gg.mean(a, axis=0) + gg.mean(a), [_x((3, 4), F32)]),
     ("reshape transpose", lambda c, a: gg.transpose(gg.reshape(a, (4, 6)), (1, 0)) * 2.0, [_x((2, 3, 4))]),
@@ -216,15 +221,7 @@ def test_grad_op_declares_the_backward():
 
 
 def test_a_user_rule_on_arrays_is_checked_like_its_backward():
-    class Wrong(gg.Op):
-        @staticmethod
-        def forward_cpu(x):
-            return 2 * x
-
-        @staticmethod
-        def backward(ctx, g):
-            return 2 * g
-
+    class Wrong(_Cube):
         @staticmethod
         def backward_arrays(ctx, g):
             return (np.ones((7,)),)  # not the input's shape, and it would broadcast against a sum

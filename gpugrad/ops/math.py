@@ -103,22 +103,25 @@ def _pow_bwd(g, out, need):
     return ga, gb
 
 
-def _max_bwd(g, out, need):
-    a, b = out._node.inputs
+def _select(c, x, y):
+    """``where(c, x, y)`` of Tensors (recorded), or of arrays as NumPy/CuPy do it (a backward on arrays)."""
+    if isinstance(x, Tensor) or isinstance(y, Tensor):
+        return where(c, x, y)
+    return _xp(x if hasattr(x, "shape") else y).where(c.data if isinstance(c, Tensor) else c, x, y)
+
+
+def _max_rule(g, a, b, need):
     first = a >= b
-    return (
-        unbroadcast(where(first, g, 0.0), a) if need[0] else None,
-        unbroadcast(where(first, 0.0, g), b) if need[1] else None,
-    )
+    return (_select(first, g, 0.0) if need[0] else None, _select(first, 0.0, g) if need[1] else None)
 
 
-def _min_bwd(g, out, need):
-    a, b = out._node.inputs
+def _min_rule(g, a, b, need):
     first = a <= b
-    return (
-        unbroadcast(where(first, g, 0.0), a) if need[0] else None,
-        unbroadcast(where(first, 0.0, g), b) if need[1] else None,
-    )
+    return (_select(first, g, 0.0) if need[0] else None, _select(first, 0.0, g) if need[1] else None)
+
+
+_max_bwd, _max_fast = _both(_max_rule)
+_min_bwd, _min_fast = _both(_min_rule)
 
 
 add = _binary("add", operator.add, _add_bwd, _add_fast)
@@ -126,8 +129,8 @@ subtract = _binary("subtract", operator.sub, _sub_bwd, _sub_fast)
 multiply = _binary("multiply", operator.mul, _mul_bwd, _mul_fast)
 divide = _binary("divide", operator.truediv, _div_bwd, _div_fast)
 pow = _binary("pow", operator.pow, _pow_bwd)  # noqa: A001
-maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd)
-minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd)
+maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd, _max_fast)
+minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd, _min_fast)
 
 
 def _radd(a, b):
@@ -272,14 +275,15 @@ def where(cond, a, b) -> Tensor:
             "cannot be broadcast together"
         ) from e
     cond_t = Tensor._make(c)
-    return record(out, (a, b, cond_t), _where_bwd, "where")
+    return record(out, (a, b, cond_t), _where_bwd, "where", _where_bwd)
 
 
 def _where_bwd(g, out, need):
+    # written for Tensors and arrays alike (the condition is a constant)
     a, b, cond = out._node.inputs
     return (
-        unbroadcast(where(cond, g, 0.0), a) if need[0] else None,
-        unbroadcast(where(cond, 0.0, g), b) if need[1] else None,
+        unbroadcast(_select(cond, g, 0.0), a) if need[0] else None,
+        unbroadcast(_select(cond, 0.0, g), b) if need[1] else None,
         None,
     )
 

@@ -98,8 +98,8 @@ class Op:
     residual = False
     #: check what the forward and ``backward`` return (types, count, shapes); built-in ops are trusted
     check_grads = True
-    #: a one-input op whose gradient is another op of (its output or its input, gy): set to
-    #: ``(GradOp, "output")`` or ``(GradOp, "input")`` instead of writing ``backward``
+    #: a one-input op whose gradient is another op of (its output or its input, gy), given the
+    #: same keyword arguments: ``(GradOp, "output")`` or ``(GradOp, "input")`` instead of ``backward``
     grad_op = None
     _node_backward = None
     _node_fast = None
@@ -237,7 +237,9 @@ def _backward_by(grad_cls, of):
         raise ValueError(f"grad_op: the gradient op takes the 'output' or the 'input', got {of!r}")
 
     def backward(ctx, g):
-        return (grad_cls._apply2(ctx.output if from_output else ctx.inputs[0], g),)
+        src = ctx.output if from_output else ctx.inputs[0]
+        params = ctx.params  # the keyword arguments of apply (softmax's axis) go to the gradient op
+        return (grad_cls.apply(src, g, **params) if params else grad_cls._apply2(src, g),)
 
     backward.by_grad_op = True
     return backward
@@ -392,8 +394,10 @@ def _node_fast(cls):
     grad_cls, of = cls.grad_op
     run = grad_cls.run
     if of == "output":
-        return lambda g, out, need, params=None, saved=None: (run(out.data, g),)
-    return lambda g, out, need, params=None, saved=None: (run(out._node.inputs[0].data, g),)
+        return lambda g, out, need, params=None, saved=None: (run(out.data, g, **params) if params else run(out.data, g),)
+    return lambda g, out, need, params=None, saved=None: (
+        run(out._node.inputs[0].data, g, **params) if params else run(out._node.inputs[0].data, g),
+    )
 
 
 def check_grads(name: str, grads, inputs) -> tuple:

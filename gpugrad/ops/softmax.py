@@ -53,22 +53,6 @@ def _axis(x: Tensor, axis) -> int:
 
 
 
-class Softmax(KernelOp):
-    """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k, along ``axis``."""
-
-    @staticmethod
-    def forward_cpu(x, axis):
-        return _softmax_np(x, axis)
-
-    @staticmethod
-    def forward_gpu(x, axis):
-        return _last(_K(x).softmax_fwd, x, axis)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (SoftmaxGrad.apply(ctx.output, g, axis=ctx.axis),)
-
-
 class SoftmaxGrad(KernelOp):
     """gx = y ⊙ (gy − Σ gy⊙y). Its backward, for upstream G:
     d/dy = G ⊙ (gy − s) − gy ⊙ Σ(G⊙y), d/dgy = softmax_grad(y, G)."""
@@ -97,22 +81,6 @@ class SoftmaxGrad(KernelOp):
         return r_y, r_g
 
 
-class LogSoftmax(KernelOp):
-    """x − logsumexp(x) along ``axis``."""
-
-    @staticmethod
-    def forward_cpu(x, axis):
-        return _log_softmax_np(x, axis)
-
-    @staticmethod
-    def forward_gpu(x, axis):
-        return _last(_K(x).log_softmax_fwd, x, axis)
-
-    @staticmethod
-    def backward(ctx, g):
-        return (LogSoftmaxGrad.apply(ctx.output, g, axis=ctx.axis),)
-
-
 class LogSoftmaxGrad(KernelOp):
     """gx = gy − e^{y} Σ gy. Backward for upstream G: d/dy = −G ⊙ e^{y} Σ gy,
     d/dgy = G − Σ(G ⊙ e^{y})."""
@@ -137,6 +105,34 @@ class LogSoftmaxGrad(KernelOp):
         r_y = -G * p * _sum(gy, axis=axis, keepdims=True) if need[0] else None
         r_g = G - _sum(G * p, axis=axis, keepdims=True) if need[1] else None
         return r_y, r_g
+
+
+class Softmax(KernelOp):
+    """p_i = e^{x_i − m} / Σ_k e^{x_k − m} with m = max_k x_k, along ``axis``."""
+
+    grad_op = (SoftmaxGrad, "output")
+
+    @staticmethod
+    def forward_cpu(x, axis):
+        return _softmax_np(x, axis)
+
+    @staticmethod
+    def forward_gpu(x, axis):
+        return _last(_K(x).softmax_fwd, x, axis)
+
+
+class LogSoftmax(KernelOp):
+    """x − logsumexp(x) along ``axis``."""
+
+    grad_op = (LogSoftmaxGrad, "output")
+
+    @staticmethod
+    def forward_cpu(x, axis):
+        return _log_softmax_np(x, axis)
+
+    @staticmethod
+    def forward_gpu(x, axis):
+        return _last(_K(x).log_softmax_fwd, x, axis)
 
 
 def softmax(x, axis: int = -1) -> Tensor:
