@@ -393,11 +393,13 @@ def _node_fast(cls):
         return None
     grad_cls, of = cls.grad_op
     run = grad_cls.run
-    if of == "output":
-        return lambda g, out, need, params=None, saved=None: (run(out.data, g, **params) if params else run(out.data, g),)
-    return lambda g, out, need, params=None, saved=None: (
-        run(out._node.inputs[0].data, g, **params) if params else run(out._node.inputs[0].data, g),
-    )
+    from_output = of == "output"
+
+    def node_fast(g, out, need, params=None, saved=None):
+        src = out.data if from_output else out._node.inputs[0].data
+        return (run(src, g, **params) if params else run(src, g),)
+
+    return node_fast
 
 
 def check_grads(name: str, grads, inputs) -> tuple:
