@@ -145,11 +145,13 @@ class FusedKernel:
         self.single = len(self.order) == 1
         self.host = {k: np.empty(1) for k, i in enumerate(group.inputs) if i.kind == "host"}
         self.written = set(group.inplace.values())
+        if group.plannable:
+            self.nout = 1  # one result: the program may hand it out= (a buffer, a Variable's array)
 
     def __repr__(self):
         return f"<fused group of {len(self.group.ops)} ops over {self.group.shape}>"
 
-    def __call__(self, *arrays):
+    def __call__(self, *arrays, out=None):
         table = self.table
         copies = {}
         for k, a in enumerate(arrays):
@@ -160,6 +162,10 @@ class FusedKernel:
             elif type(a) is not np.ndarray or not a.flags.c_contiguous:
                 a = copies[k] = np.ascontiguousarray(a, dtype=self.in_dtypes[k])
             table[k] = _address(a)
+        if out is not None:  # a plannable group's one result, into a C-contiguous array given
+            table[self.n_in] = _address(out)
+            self.fn(table)
+            return out
         views = []
         for q, (shape, dtype) in enumerate(self.blocks):
             block = np.empty(shape, dtype)

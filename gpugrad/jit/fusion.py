@@ -26,7 +26,7 @@ from .. import backend
 from .trace import Ref, _collect
 
 MAX_OPS = 1024  # ops per group: the compile time of one loop grows with its size
-MIN_OPS = 3  # fewer are not worth a call of their own
+MIN_OPS = 2  # one call alone is never worth a loop of its own
 LARGE = 1 << 15  # elements from which memory traffic, not Python, is what fusing saves
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.bool_): "bool"}
 
@@ -75,6 +75,13 @@ class Group:
     ops: list[FusedOp] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)  # ops whose values leave the loop
     inplace: dict = field(default_factory=dict)  # output position -> the input it is written over
+
+    @property
+    def plannable(self) -> bool:
+        """One output, written into a fresh array: the call may take ``out=`` (a reused buffer, or
+        the array of a Variable it updates, which it also reads). Its loop is then rendered without
+        ``restrict``: the output may be one of the inputs (each element is read before it is written)."""
+        return len(self.outputs) == 1 and not self.inplace
 
     def out_dtypes(self) -> list[str]:
         """The dtypes of the outputs written into fresh blocks (not in place)."""
@@ -260,13 +267,14 @@ class _Open:
         return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs], inplace)
 
 
-def _worth_it(n_ops: int, n_arrays: int, size: int) -> bool:
+def _worth_it(n_ops: int, n_arrays: int, size: int, on_gpu: bool = False) -> bool:
     """A fused call costs about what a few NumPy calls cost in Python (one per array it passes);
-    on large arrays each call it saves also saves reading and writing a whole array."""
-    return size >= LARGE or n_ops >= 4 * n_arrays
+    on large arrays each call it saves also saves reading and writing a whole array. On a GPU each
+    call saved is a kernel launch and a pass over memory saved, whatever the size."""
+    return on_gpu or size >= LARGE or n_ops >= 4 * n_arrays
 
 
-def find_groups(instrs, bufs, sinks):
+def find_groups(instrs, bufs, sinks, on_gpu=False):
     """``[(members, group, input buffers, output buffers, deferred)]`` for the program: a group runs
     where its last member was; ``deferred`` are calls in between that read what the group makes
     (a loss's ``sum`` of the forward's last value) and so move to just after it."""
@@ -286,7 +294,7 @@ def find_groups(instrs, bufs, sinks):
             members = set(cur.members)
             outs = [b for b in cur.made if b in sink_set or b in cur.inplace
                     or any(r not in members for r in readers.get(b, ()))]
-            if outs and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape)):
+            if outs and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape), on_gpu):
                 found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs, deferred))
         cur, deferred, after = None, [], set()
 

@@ -54,11 +54,13 @@ class FusedCudaKernel:
                      for q, j in enumerate(group.outputs) if q not in group.inplace]
         self.order = group.output_blocks()
         self.single = len(self.order) == 1
+        if group.plannable:
+            self.nout = 1  # one result: the program may hand it out= (a buffer, a Variable's array)
 
     def __repr__(self):
         return f"<fused CUDA group of {len(self.group.ops)} ops over {self.group.shape}>"
 
-    def __call__(self, *arrays):
+    def __call__(self, *arrays, out=None):
         cp = backend.cupy()
         args = []
         for k, a in enumerate(arrays):
@@ -69,7 +71,7 @@ class FusedCudaKernel:
                     raise RuntimeError("gg.jit: a fused CUDA group writes into a non-contiguous array")
                 a = cp.ascontiguousarray(a)
             args.append(a)
-        fresh = [cp.empty(self.group.shape, dt) for _, dt in self.outs]
+        fresh = [out] if out is not None else [cp.empty(self.group.shape, dt) for _, dt in self.outs]
         self.fn(self.grid, (THREADS,), (*args, *fresh, np.int64(self.n)))
         it = iter(fresh)
         out = [arrays[p] if b < 0 else next(it) for b, p in self.order]

@@ -135,15 +135,16 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
         lines.append("")
     lines.append(f"void {name}(char **p) {{")
     written = set(group.inplace.values())
+    restrict = "" if group.plannable else "restrict "  # out= may be an input (see Group.plannable)
     for k, inp in enumerate(group.inputs):
         const = "" if k in written else "const "  # read, then written back at the same element
-        lines.append(f"    {const}{CTYPE[inp.dtype]} *restrict in{k} = ({const}{CTYPE[inp.dtype]} *)p[{k}];")
+        lines.append(f"    {const}{CTYPE[inp.dtype]} *{restrict}in{k} = ({const}{CTYPE[inp.dtype]} *)p[{k}];")
     n = group.outer * group.inner
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         ct = CTYPE[group.ops[j].dtype]
         if slot < 0:
             continue  # written back through its input's pointer
-        lines.append(f"    {ct} *restrict out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
+        lines.append(f"    {ct} *{restrict}out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
     lines.append(f"    for (int64_t o = 0; o < {group.outer}; o++) {{")
     lines.append("        #pragma omp simd")
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")

@@ -33,16 +33,18 @@ def render(group: Group) -> tuple[str, str]:
     the outputs written in fresh arrays (those written in place go through their input's pointer),
     then the element count."""
     written = set(group.inplace.values())
+    # out= may be one of the inputs (see Group.plannable): no __restrict__, no read-only cache path
+    rs = "" if group.plannable else "__restrict__ "
     params = []
     for k, inp in enumerate(group.inputs):
         if inp.kind == "host":  # device memory: a captured graph reads it afresh at each launch
             params.append(f"const double *__restrict__ in{k}")
         else:
             const = "" if k in written else "const "
-            params.append(f"{const}{CTYPE[inp.dtype]} *__restrict__ in{k}")
+            params.append(f"{const}{CTYPE[inp.dtype]} *{rs}in{k}")
     for q, (j, (slot, _)) in enumerate(zip(group.outputs, group.output_blocks())):
         if slot >= 0:
-            params.append(f"{CTYPE[group.ops[j].dtype]} *__restrict__ out{q}")
+            params.append(f"{CTYPE[group.ops[j].dtype]} *{rs}out{q}")
     params.append("const long long n")
     body = [
         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
