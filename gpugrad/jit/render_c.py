@@ -150,7 +150,10 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")
     lines.append(f"            const int64_t i = o * {group.inner} + c;")
     for j, op in enumerate(group.ops):
-        lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){statement(group, op)};")
+        if op.dtype == "bool":  # held as an int 0/1: GCC leaves a loop with char temporaries scalar
+            lines.append(f"            const int t{j} = ({statement(group, op)}) != 0;")
+        else:
+            lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){statement(group, op)};")
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         lines.append(f"            {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
     lines += ["        }", "    }", "}", ""]
