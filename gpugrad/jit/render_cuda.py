@@ -45,6 +45,9 @@ def render(group: Group) -> tuple[str, str]:
     for q, (j, (slot, _)) in enumerate(zip(group.outputs, group.output_blocks())):
         if slot >= 0:
             params.append(f"{CTYPE[group.ops[j].dtype]} *{rs}out{q}")
+    red = group.reduce_op
+    if red is not None:
+        return _render_reduce(group, params, red)
     params.append("const long long n")
     body = [
         "    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
@@ -52,15 +55,64 @@ def render(group: Group) -> tuple[str, str]:
         f"        const long long o = i / {group.inner}, c = i % {group.inner};",
         "        (void)o; (void)c;",
     ]
-    for j, op in enumerate(group.ops):
-        ct = CTYPE[op.dtype]
-        body.append(f"        const {ct} t{j} = ({ct}){statement(group, op)};")
-    for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
-        body.append(f"        {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
+    body += _element(group, "        ")
     body.append("    }")
     inner = "\n".join(body)
     sig = ",\n    ".join(params)
     name = kernel_name(sig + inner)
     src = _PRELUDE + f'extern "C" __global__ void {name}(\n    {sig}) {{\n{inner}\n}}\n'
+    return src, name
+
+
+def _element(group: Group, pad: str) -> list[str]:
+    """The ops at element ``i`` (row ``o``, column ``c``) and the stores of the outputs."""
+    lines = []
+    for j, op in enumerate(group.ops):
+        ct = CTYPE[op.dtype]
+        lines.append(f"{pad}const {ct} t{j} = ({ct}){statement(group, op)};")
+    for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
+        lines.append(f"{pad}{f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
+    return lines
+
+
+#: row slabs of a group that ends with a sum over rows: each block adds its rows into one partial
+#: row, and a second kernel adds the partial rows (a fixed order: the same sums at every launch)
+REDUCE_PARTS = 128
+
+
+def _render_reduce(group: Group, params: list[str], red: int) -> tuple[str, str]:
+    """A group ending with ``v.sum(axis=0)``: kernel ``name`` runs over (row slab, column) with
+    block ``p`` taking rows ``p, p + P, ...`` and writing their sum per column into
+    ``part[p, c]``; kernel ``name_sum`` adds the ``P`` partial rows into the result. Parameters: the
+    inputs, the outputs, ``part`` and ``P``; then ``part``, the result and ``P``."""
+    rt = CTYPE[group.ops[red].dtype]
+    params = params + [f"{rt} *__restrict__ part", "const long long parts"]
+    body = [
+        f"    for (long long c = threadIdx.x; c < {group.inner}; c += blockDim.x) {{",
+        f"        {rt} acc = -({rt})0;  /* x + -0.0 is x */",
+        f"        for (long long o = blockIdx.x; o < {group.outer}; o += parts) {{",
+        f"            const long long i = o * {group.inner} + c;",
+    ]
+    body += _element(group, "            ")
+    body += [
+        f"            acc += t{red};",
+        "        }",
+        f"        part[blockIdx.x * {group.inner} + c] = acc;",
+        "    }",
+    ]
+    inner = "\n".join(body)
+    sig = ",\n    ".join(params)
+    name = kernel_name(sig + inner)
+    total = [
+        f"    for (long long c = (long long)blockIdx.x * blockDim.x + threadIdx.x; c < {group.inner};",
+        "         c += (long long)gridDim.x * blockDim.x) {",
+        f"        {rt} acc = -({rt})0;",
+        f"        for (long long p = 0; p < parts; p++) acc += part[p * {group.inner} + c];",
+        "        out[c] = acc;",
+        "    }",
+    ]
+    src = (_PRELUDE + f'extern "C" __global__ void {name}(\n    {sig}) {{\n{inner}\n}}\n\n'
+           + f'extern "C" __global__ void {name}_sum(const {rt} *__restrict__ part, {rt} *__restrict__ out, '
+           + "const long long parts) {\n" + "\n".join(total) + "\n}\n")
     return src, name
 
