@@ -270,7 +270,7 @@ def test_a_pytorch_style_step_on_cuda_is_one_graph_launch():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(300, 7), (5, 300), (2, 3, 4)])
+@pytest.mark.parametrize("shape", [(300, 7), (5, 300), (2, 3, 4), (4096, 3)])
 def test_a_fused_group_ending_with_a_sum_over_rows_on_cuda(shape):
     sim = _sim()
     rng = np.random.default_rng(9)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import backend
 from .fusion import Group
-from .render_cuda import REDUCE_PARTS, render
+from .render_cuda import REDUCE_PARTS, REDUCE_ROWS, render
 
 THREADS = 256
 MAX_BLOCKS = 132 * 16  # an H100's SMs times the resident blocks a grid-stride loop needs
@@ -88,11 +88,15 @@ class FusedCudaKernel:
         return out[0] if self.single else tuple(out)
 
     def _reduce(self, cp, args, fresh, arrays):
-        parts = min(REDUCE_PARTS, self.group.outer)
-        part = cp.empty((parts, self.group.inner), self.red[1])
+        outer, inner = self.group.outer, self.group.inner
+        cols = min(inner, THREADS)  # a block's threads: lanes of cols, each lane one partial row
+        lanes = max(1, min(THREADS // cols, outer // REDUCE_ROWS))
+        blocks = max(1, min(REDUCE_PARTS, outer // (REDUCE_ROWS * lanes)))
+        parts = blocks * lanes
+        part = cp.empty((parts, inner), self.red[1])
         red = cp.empty(*self.red)
         main, total = self.fn
-        main((parts,), (THREADS,), (*args, *fresh, part, np.int64(parts)))
+        main((blocks,), (THREADS,), (*args, *fresh, part, np.int64(parts), np.int64(lanes), np.int64(cols)))
         total((max(1, min(MAX_BLOCKS, -(-self.group.inner // THREADS))),), (THREADS,), (part, red, np.int64(parts)))
         it = iter(fresh)
         out = [arrays[p] if b < 0 else next(it) for b, p in self.order]

@@ -75,29 +75,35 @@ def _element(group: Group, pad: str) -> list[str]:
     return lines
 
 
-#: row slabs of a group that ends with a sum over rows: each block adds its rows into one partial
-#: row, and a second kernel adds the partial rows (a fixed order: the same sums at every launch)
+#: blocks of a group that ends with a sum over rows (see :func:`_render_reduce`)
 REDUCE_PARTS = 128
+#: rows each partial sum takes at least: its partial row costs a write and a read
+REDUCE_ROWS = 16
 
 
 def _render_reduce(group: Group, params: list[str], red: int) -> tuple[str, str]:
-    """A group ending with ``v.sum(axis=0)``: kernel ``name`` runs over (row slab, column) with
-    block ``p`` taking rows ``p, p + P, ...`` and writing their sum per column into
-    ``part[p, c]``; kernel ``name_sum`` adds the ``P`` partial rows into the result. Parameters: the
-    inputs, the outputs, ``part`` and ``P``; then ``part``, the result and ``P``."""
+    """A group ending with ``v.sum(axis=0)``: kernel ``name`` writes ``parts`` partial rows, each
+    the sum of rows ``v, v + parts, ...`` (a block holds ``lanes`` of them when rows are narrower
+    than the block: thread ``t`` takes lane ``t / cols`` and columns ``t % cols, + cols, ...``);
+    kernel ``name_sum`` adds the partial rows in order into the result. Parameters: the inputs,
+    the outputs, ``part``, ``parts``, ``lanes``, ``cols``; then ``part``, the result, ``parts``."""
     rt = CTYPE[group.ops[red].dtype]
-    params = params + [f"{rt} *__restrict__ part", "const long long parts"]
+    params = params + [f"{rt} *__restrict__ part", "const long long parts", "const long long lanes",
+                       "const long long cols"]
     body = [
-        f"    for (long long c = threadIdx.x; c < {group.inner}; c += blockDim.x) {{",
+        "    const long long lane = threadIdx.x / cols;",
+        "    if (lane >= lanes) return;",
+        "    const long long v = blockIdx.x * lanes + lane;",
+        f"    for (long long c = threadIdx.x % cols; c < {group.inner}; c += cols) {{",
         f"        {rt} acc = -({rt})0;  /* x + -0.0 is x */",
-        f"        for (long long o = blockIdx.x; o < {group.outer}; o += parts) {{",
+        f"        for (long long o = v; o < {group.outer}; o += parts) {{",
         f"            const long long i = o * {group.inner} + c;",
     ]
     body += _element(group, "            ")
     body += [
         f"            acc += t{red};",
         "        }",
-        f"        part[blockIdx.x * {group.inner} + c] = acc;",
+        f"        part[v * {group.inner} + c] = acc;",
         "    }",
     ]
     inner = "\n".join(body)
