@@ -143,3 +143,26 @@ def test_a_fused_update_reading_a_view_of_its_variable_equals_eager(monkeypatch)
         step(g)
         we.assign_sub(0.1 * (g + gg.reshape(we, (4, 4)) + we.T))
         np.testing.assert_allclose(w.numpy(), we.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("label_dtype", ["int64", "int32", "uint8"])
+def test_a_cross_entropys_picks_are_plain_indexing_and_equal_eager(label_dtype):
+    rng = np.random.default_rng(5)
+    z = gg.constant(rng.standard_normal((16, 7)).astype(np.float32))
+
+    def f(z, labels):
+        with gg.GradientTape() as tape:
+            tape.watch(z)
+            loss = gg.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
+        return loss, tape.gradient(loss, z)
+
+    jf = gg.jit(f)
+    for k in range(3):
+        labels = rng.integers(0, 7, 16).astype(label_dtype)
+        (l0, g0), (l1, g1) = f(z * (k + 1), labels), jf(z * (k + 1), labels)
+        np.testing.assert_array_equal(l1.numpy(), l0.numpy())
+        np.testing.assert_array_equal(g1.numpy(), g0.numpy())
+    names = {getattr(ins.fn, "__name__", None) for ins in _prog(jf).instrs}
+    assert not names & {"take_along_axis", "put_along_axis"}
+    with pytest.raises(ValueError, match="out of range"):
+        jf(z, np.full(16, 7, label_dtype))

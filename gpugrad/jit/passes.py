@@ -1,5 +1,6 @@
-"""Rewrites of a recorded step before its buffers are planned: common subexpressions merged, and a
-ReLU's backward reading the ReLU's output instead of its input (see :class:`gpugrad.jit.program.Program`).
+"""Rewrites of a recorded step before its buffers are planned: common subexpressions merged, a
+ReLU's backward reading the ReLU's output instead of its input, and one-per-row picks on NumPy
+arrays as plain fancy indexing (see :class:`gpugrad.jit.program.Program`).
 
 Both rewrite only calls whose operands and results no call writes in place: then a value read at
 one point of the program is the value read at any other, and reading one buffer for another
@@ -188,3 +189,40 @@ def _relu_input(name, args):
 def _same(a, b) -> bool:
     return hasattr(a, "shape") and hasattr(b, "shape") and a.shape == b.shape and a.dtype == b.dtype \
         and isinstance(a, (np.ndarray,)) == isinstance(b, (np.ndarray,))
+
+
+def pick_rows(instrs, bufs):
+    """On NumPy arrays, ``take_along_axis(a, idx, axis=-1)`` and ``put_along_axis(a, idx, v, axis=-1)``
+    with ``a`` of shape (rows, n) and ``idx`` of shape (rows, 1) (a label per row: a cross-entropy's
+    pick) become ``a[r, idx]`` and ``a[r, idx] = v`` with ``r`` the column of row numbers: the same
+    elements, read or written, by one indexing call (``take_along_axis`` builds that index in
+    Python at every call, a few µs)."""
+    rows: dict = {}
+    out = []
+    for ins in instrs:
+        name = getattr(ins.fn, "__name__", None)
+        if name in ("take_along_axis", "put_along_axis") and getattr(ins.fn, "__module__", "").startswith("numpy") \
+                and ins.kwargs == {"axis": -1} and not ins.host:
+            r = _row_index(ins.args, bufs, rows)
+            if r is not None and name == "take_along_axis" and len(ins.args) == 2:
+                ins = Instr(("getitem",), (ins.args[0], (r, ins.args[1])), {}, ins.out, ins.writes, ins.fresh,
+                            False, False, ins.err)
+            elif r is not None and name == "put_along_axis" and len(ins.args) == 3 and ins.out is None:
+                ins = Instr(("setitem",), (ins.args[0], (r, ins.args[1]), ins.args[2]), {}, None, ins.writes,
+                            ins.fresh, False, False, ins.err)
+        out.append(ins)
+    return out
+
+
+def _row_index(args, bufs, rows):
+    """The (rows, 1) column of row numbers for ``a`` and ``idx`` of the shapes above, else None."""
+    if len(args) < 2 or not all(isinstance(a, Ref) for a in args):
+        return None
+    a, idx = bufs[args[0].i].value, bufs[args[1].i].value
+    if type(a) is not np.ndarray or type(idx) is not np.ndarray or a.ndim != 2 or idx.shape != (a.shape[0], 1) \
+            or idx.dtype.kind not in "iu":
+        return None
+    n = a.shape[0]
+    if n not in rows:
+        rows[n] = np.arange(n)[:, None]
+    return rows[n]

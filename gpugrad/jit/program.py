@@ -55,7 +55,7 @@ class Program:
         sinks = list(self.outputs)
         sinks += [o for _, o, _ in state["var_out"]]
         sinks += [o for _, o, _ in state["grad_out"] if o is not None]
-        instrs = _passes.cse(_fold(t.instrs, bufs), bufs, sinks)
+        instrs = _passes.cse(_passes.pick_rows(_fold(t.instrs, bufs), bufs), bufs, sinks)
         self.instrs = _dce(_passes.relu_mask_from_output(instrs, bufs), bufs, sinks)
         on_gpu = any(backend.is_cupy_array(b.value) for b in bufs)
         if _cpu.fusion_on() and (on_gpu or _cpu.compiler() is not None):
