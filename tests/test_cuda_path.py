@@ -174,8 +174,8 @@ def test_jitted_step_is_one_graph_launch_and_no_reads():
     with sim.counters() as c:
         loss = step(x, labels)
     assert (c.graph_launches, c.syncs, c.h2d) == (1, 0, 0), c
-    # outside the graph: the two inputs copied into its buffers, the loss copied out
-    assert c.by_kernel["cupy_setitem"] == 2 and c.by_kernel["cupy_copy"] == 1, c.by_kernel
+    # outside the graph: the loss copied out; the same inputs again are read where they are
+    assert c.by_kernel.get("cupy_setitem", 0) == 0 and c.by_kernel["cupy_copy"] == 1, c.by_kernel
     assert np.isfinite(loss.numpy())
 
 

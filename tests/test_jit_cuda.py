@@ -268,3 +268,26 @@ def test_a_pytorch_style_step_on_cuda_is_one_graph_launch():
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-5)
     for a, b in zip(runs[1][1], runs[0][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(300, 7), (5, 300), (2, 3, 4), (4096, 3)])
+def test_a_fused_group_ending_with_a_sum_over_rows_on_cuda(shape):
+    sim = _sim()
+    rng = np.random.default_rng(9)
+    x = gg.constant(rng.standard_normal(shape).astype(np.float32), device="cuda")
+    b = gg.constant(rng.standard_normal(shape[1:]).astype(np.float32), device="cuda")
+
+    def f(x, b):
+        y = gg.relu(x + b) * 2.0
+        return y, gg.sum(y, axis=0)
+
+    jf = gg.jit(f)
+    for k in range(3):
+        (y, s), (y0, s0) = jf(x * (k + 1), b), f(x * (k + 1), b)
+        np.testing.assert_array_equal(y.numpy(), y0.numpy())
+        np.testing.assert_allclose(s.numpy(), s0.numpy(), rtol=1e-5, atol=1e-5)
+    with sim.counters() as c:
+        jf(x, b)
+    names = [n for n, _, _, _ in next(iter(jf._cache.values()))[0]._graph.copying.graph._nodes]
+    assert not any(n == "cupy_sum" for n in names), names  # the sum runs in the group's kernels
+    assert c.graph_launches == 1

@@ -288,3 +288,55 @@ def test_every_fused_group_renders_to_cuda_that_nvrtc_compiles():
         except kernels.NvrtcUnavailable:
             pytest.skip("NVRTC is not installed")
         assert name in ptx
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(300, 7), (3, 5, 4), (1, 9)])
+def test_a_sum_over_rows_ends_a_fused_group_with_numpys_sums(shape, dtype, monkeypatch):
+    rng = np.random.default_rng(7)
+    x = gg.constant(rng.standard_normal(shape).astype(dtype))
+    b = gg.constant(rng.standard_normal(shape[1:]).astype(dtype))
+    x.data.flat[::7] = -0.0
+
+    def f(x, b):
+        y = gg.relu(x + b) * 2.0
+        return y, gg.sum(y, axis=0), gg.sum(gg.tanh(x) * 0.5 - 1.0, axis=0)
+
+    jf = gg.jit(f)
+    for k in range(2):
+        got, want = jf(x * (k + 1), b), f(x * (k + 1), b)
+        np.testing.assert_array_equal(got[0].numpy(), want[0].numpy())
+        np.testing.assert_array_equal(got[1].numpy(), want[1].numpy())  # rows added in NumPy's order
+        np.testing.assert_allclose(got[2].numpy(), want[2].numpy(), rtol=1e-5 if dtype == "float32" else 1e-12)
+    kernels = _fused_calls(jf)
+    assert len(kernels) == 2 and all(k.group.reduce_op is not None for k in kernels)
+    assert not any(getattr(ins, "fn", None) == ("method", "sum") for ins in next(iter(jf._cache.values()))[0].instrs)
+
+
+def test_sums_over_other_axes_or_kept_dims_stay_outside_the_loop():
+    x = gg.constant(np.random.default_rng(8).standard_normal((6, 5)))
+
+    def f(x):
+        y = gg.exp(x) * 2.0 - 1.0
+        return gg.sum(y, axis=1), gg.sum(y, axis=0, keepdims=True), gg.sum(y)
+
+    jf = gg.jit(f)
+    for got, want in zip(jf(x), f(x)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12)
+    assert all(k.group.reduce_op is None for k in _fused_calls(jf))
+
+
+def test_a_group_ending_with_a_sum_renders_to_cuda_that_nvrtc_compiles():
+    from gpugrad import kernels
+
+    render_cuda = importlib.import_module("gpugrad.jit.render_cuda")
+    jf = gg.jit(lambda x, b: gg.sum(gg.relu(x + b) * 2.0, axis=0))
+    jf(np.ones((40, 3), np.float32), np.ones(3, np.float32))
+    (k,) = _fused_calls(jf)
+    src, name = render_cuda.render(k.group)
+    assert f"void {name}_sum(" in src
+    try:
+        ptx = gg.cuda.compile_check(src, name)
+    except kernels.NvrtcUnavailable:
+        pytest.skip("NVRTC is not installed")
+    assert name in ptx

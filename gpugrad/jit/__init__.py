@@ -47,7 +47,8 @@ On CuPy arrays the replay is captured once as a CUDA graph (every buffer allocat
 capture) and each later call is the copies of new inputs, one copy of the step's host numbers
 (learning rates, step counts, the random generator's counter: :class:`.program.DeviceScalars`)
 and one graph launch (``cuda_graph=False`` opts out; a failed capture falls back to plain replay
-with a warning).
+with a warning). Inputs passed again as the very same device arrays are not copied: a graph
+captured against them reads them where they are (:mod:`.cuda_graph`).
 """
 
 from .compiled import Compiled, jit

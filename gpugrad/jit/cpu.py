@@ -141,15 +141,21 @@ class FusedKernel:
             counts[d] = counts.get(d, 0) + 1
         self.blocks = [((counts[d],) + tuple(group.shape), NP_DTYPE[d]) for d in group.block_dtypes()]
         self.order = group.output_blocks()
-        self.table = (ctypes.c_void_p * (self.n_in + len(self.blocks)))()
+        # a trailing sum over rows: its result comes after the others (see Group.reduce_op)
+        self.red = None
+        if group.reduce_op is not None:
+            self.red = (tuple(group.shape[1:]), NP_DTYPE[group.ops[group.reduce_op].dtype])
+        self.table = (ctypes.c_void_p * (self.n_in + len(self.blocks) + (self.red is not None)))()
         self.single = len(self.order) == 1
         self.host = {k: np.empty(1) for k, i in enumerate(group.inputs) if i.kind == "host"}
         self.written = set(group.inplace.values())
+        if group.plannable:
+            self.nout = 1  # one result: the program may hand it out= (a buffer, a Variable's array)
 
     def __repr__(self):
         return f"<fused group of {len(self.group.ops)} ops over {self.group.shape}>"
 
-    def __call__(self, *arrays):
+    def __call__(self, *arrays, out=None):
         table = self.table
         copies = {}
         for k, a in enumerate(arrays):
@@ -160,13 +166,22 @@ class FusedKernel:
             elif type(a) is not np.ndarray or not a.flags.c_contiguous:
                 a = copies[k] = np.ascontiguousarray(a, dtype=self.in_dtypes[k])
             table[k] = _address(a)
+        if out is not None:  # a plannable group's one result, into a C-contiguous array given
+            table[self.n_in] = _address(out)
+            self.fn(table)
+            return out
         views = []
         for q, (shape, dtype) in enumerate(self.blocks):
             block = np.empty(shape, dtype)
             table[self.n_in + q] = _address(block)
             views.append(list(block))
+        if self.red is not None:
+            red = np.empty(*self.red)
+            table[self.n_in + len(self.blocks)] = _address(red)
         self.fn(table)
         for k in self.written & copies.keys():  # written into a contiguous copy: put it back
             arrays[k][...] = copies[k]
         out = [arrays[p] if b < 0 else views[b][p] for b, p in self.order]
+        if self.red is not None:
+            return tuple(out) + (red,) if out else red
         return out[0] if self.single else tuple(out)

@@ -26,7 +26,8 @@ from .. import backend
 from .trace import Ref, _collect
 
 MAX_OPS = 1024  # ops per group: the compile time of one loop grows with its size
-MIN_OPS = 3  # fewer are not worth a call of their own
+MIN_OPS = 2  # one call alone is never worth a loop of its own
+REDUCE = True  # a sum over the outer axis of a group's value may end the group
 LARGE = 1 << 15  # elements from which memory traffic, not Python, is what fusing saves
 DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64", np.dtype(np.bool_): "bool"}
 
@@ -75,6 +76,16 @@ class Group:
     ops: list[FusedOp] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)  # ops whose values leave the loop
     inplace: dict = field(default_factory=dict)  # output position -> the input it is written over
+    # the op whose values are also summed over the outer axis (``v.sum(axis=0)``, a bias's
+    # gradient), a result of shape ``shape[1:]`` after the others; None: no reduction
+    reduce_op: int | None = None
+
+    @property
+    def plannable(self) -> bool:
+        """One output, written into a fresh array: the call may take ``out=`` (a reused buffer, or
+        the array of a Variable it updates, which it also reads). Its loop is then rendered without
+        ``restrict``: the output may be one of the inputs (each element is read before it is written)."""
+        return len(self.outputs) == 1 and not self.inplace and self.reduce_op is None
 
     def out_dtypes(self) -> list[str]:
         """The dtypes of the outputs written into fresh blocks (not in place)."""
@@ -190,6 +201,7 @@ class _Open:
         self.inputs = []  # buffer indices
         self.input_kinds = []
         self.inplace = {}  # buffer made outside the group and written back in place -> its input
+        self.reduce = None  # (op, result buffer) of a trailing sum over the outer axis
 
     def add(self, i, ins, name, bufs) -> bool:
         """Take instruction ``i`` if its operands fit this group's loop. A call that writes into an
@@ -252,21 +264,44 @@ class _Open:
         self.members.append(i)
         return True
 
+    def add_reduce(self, i, ins, bufs) -> bool:
+        """Take ``v.sum(axis=0)`` of a value ``v`` made here as the group's last step: the loop
+        runs over rows (the outer axis) and adds each row into the result."""
+        if ins.fn != ("method", "sum") or ins.writes or not isinstance(ins.out, Ref) or len(ins.args) != 1:
+            return False
+        a = ins.args[0]
+        kw = dict(ins.kwargs)
+        if not isinstance(a, Ref) or a.i not in self.made or kw.pop("axis", None) not in (0, (0,)):
+            return False
+        if kw.pop("keepdims", False) is not False or kw or len(self.shape) < 2 or self.split not in (None, 1):
+            return False
+        j = self.made[a.i]
+        out = bufs[ins.out.i].value
+        if self.ops[j].dtype not in ("f32", "f64") or not _is_array(out) or DTYPES.get(out.dtype) != self.ops[j].dtype:
+            return False
+        self.split = 1
+        self.reduce = (j, ins.out.i)
+        self.members.append(i)
+        return True
+
     def group(self, outputs) -> Group:
         k = self.split if self.split is not None else 0  # no row or column input: one flat loop
         outer = math.prod(self.shape[:k])
         inner = math.prod(self.shape[k:])
         inplace = {q: self.inplace[b] for q, b in enumerate(outputs) if b in self.inplace}
-        return Group(self.shape, outer, inner, self.input_kinds, self.ops, [self.made[b] for b in outputs], inplace)
+        made = [self.made[b] for b in outputs]
+        return Group(self.shape, outer, inner, self.input_kinds, self.ops, made, inplace,
+                     self.reduce[0] if self.reduce is not None else None)
 
 
-def _worth_it(n_ops: int, n_arrays: int, size: int) -> bool:
+def _worth_it(n_ops: int, n_arrays: int, size: int, on_gpu: bool = False) -> bool:
     """A fused call costs about what a few NumPy calls cost in Python (one per array it passes);
-    on large arrays each call it saves also saves reading and writing a whole array."""
-    return size >= LARGE or n_ops >= 4 * n_arrays
+    on large arrays each call it saves also saves reading and writing a whole array. On a GPU each
+    call saved is a kernel launch and a pass over memory saved, whatever the size."""
+    return on_gpu or size >= LARGE or n_ops >= 4 * n_arrays
 
 
-def find_groups(instrs, bufs, sinks):
+def find_groups(instrs, bufs, sinks, on_gpu=False):
     """``[(members, group, input buffers, output buffers, deferred)]`` for the program: a group runs
     where its last member was; ``deferred`` are calls in between that read what the group makes
     (a loss's ``sum`` of the forward's last value) and so move to just after it."""
@@ -286,8 +321,9 @@ def find_groups(instrs, bufs, sinks):
             members = set(cur.members)
             outs = [b for b in cur.made if b in sink_set or b in cur.inplace
                     or any(r not in members for r in readers.get(b, ()))]
-            if outs and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape)):
-                found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs, deferred))
+            red = [cur.reduce[1]] if cur.reduce is not None else []
+            if (outs or red) and _worth_it(len(members), len(cur.inputs) + len(outs), math.prod(cur.shape), on_gpu):
+                found.append((list(cur.members), cur.group(outs), list(cur.inputs), outs + red, deferred))
         cur, deferred, after = None, [], set()
 
     def reads_any(ins, made):
@@ -310,7 +346,9 @@ def find_groups(instrs, bufs, sinks):
             continue
         if cur is None:
             continue
-        if ins.writes or ins.host:
+        if REDUCE and not reads_any(ins, after) and cur.add_reduce(i, ins, bufs):
+            close()  # the reduction is a group's last step
+        elif ins.writes or ins.host:
             close()
         elif reads_any(ins, cur.made) or reads_any(ins, after):
             deferred.append(i)

@@ -13,6 +13,7 @@ from ..graph import Node
 from ..tensor import Tensor
 from . import cpu as _cpu
 from . import gpu as _gpu
+from . import passes as _passes
 from . import trace as _trace
 from .fusion import find_groups
 from .trace import Instr, Ref, Trace
@@ -54,7 +55,8 @@ class Program:
         sinks = list(self.outputs)
         sinks += [o for _, o, _ in state["var_out"]]
         sinks += [o for _, o, _ in state["grad_out"] if o is not None]
-        self.instrs = _dce(_fold(t.instrs, bufs), bufs, sinks)
+        instrs = _passes.cse(_passes.pick_rows(_fold(t.instrs, bufs), bufs), bufs, sinks)
+        self.instrs = _dce(_passes.relu_mask_from_output(instrs, bufs), bufs, sinks)
         on_gpu = any(backend.is_cupy_array(b.value) for b in bufs)
         if _cpu.fusion_on() and (on_gpu or _cpu.compiler() is not None):
             self.instrs = _fuse(self.instrs, bufs, sinks, on_gpu)
@@ -242,12 +244,13 @@ def _fold(instrs, bufs):
 
 
 _PINNED = ("arg", "var", "grad", "const")
+_FUSED = (_cpu.FusedKernel, _gpu.FusedCudaKernel)
 
 
 def _fuse(instrs, bufs, sinks, on_gpu=False):
     """Each fused group's calls become one call of its compiled loop, placed where its last call was;
     the calls in between that read what the group makes follow it (see :func:`find_groups`)."""
-    groups = find_groups(instrs, bufs, sinks)
+    groups = find_groups(instrs, bufs, sinks, on_gpu)
     if not groups:
         return instrs
     drop, place = set(), {}
@@ -270,7 +273,7 @@ def _fuse(instrs, bufs, sinks, on_gpu=False):
         drop.update(members)
         drop.update(moved)
         fresh = [o for o in outputs if o not in inplace]
-        fused = Instr(kernel, tuple(Ref(b) for b in inputs), {}, out, inplace, fresh)
+        fused = Instr(kernel, tuple(Ref(b) for b in inputs), {}, out, inplace, fresh, plan=group.plannable)
         place[last] = [fused] + [instrs[d] for d in moved]
     out = []
     for i, ins in enumerate(instrs):
@@ -325,9 +328,13 @@ def _plan(instrs, bufs, sinks, state, outputs):
         for i, ins in enumerate(instrs):
             if o in ins.fresh:
                 ok = (
-                    ins.plan and getattr(ins.fn, "nout", None) == 1 and bufs[o].root == o  # a NumPy or CuPy ufunc
+                    ins.plan and getattr(ins.fn, "nout", None) == 1 and bufs[o].root == o  # a ufunc, a fused loop
                     and _same_layout(bufs[o].value, bufs[vi].value) and last.get(bufs[vi].root, -1) <= i
                     and vi in ins.reads()
+                    # a fused loop reads each element once, just before writing it: only where no
+                    # other input is a view of the Variable's array (a ufunc copies such overlaps)
+                    and (not isinstance(ins.fn, _FUSED) or all(
+                        r == vi or bufs[r].root != bufs[vi].root for r in ins.reads()))
                 )
                 if ok:
                     views = sum(

@@ -126,7 +126,8 @@ def math_functions(group: Group) -> set[str]:
 
 def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
     """C source of ``void name(char **p)``: ``p`` holds the inputs' addresses, then one block per
-    output dtype that holds those outputs one after another (see :meth:`Group.output_blocks`)."""
+    output dtype that holds those outputs one after another (see :meth:`Group.output_blocks`), then
+    the row of sums when the group ends with one (:attr:`Group.reduce_op`)."""
     lines = ["#include <math.h>", "#include <stdint.h>", ""]
     if simd_decls:
         for fn, ty, arity in sorted(math_functions(group)):
@@ -135,22 +136,33 @@ def render(group: Group, simd_decls: bool, name: str = "gg_fused") -> str:
         lines.append("")
     lines.append(f"void {name}(char **p) {{")
     written = set(group.inplace.values())
+    restrict = "" if group.plannable else "restrict "  # out= may be an input (see Group.plannable)
     for k, inp in enumerate(group.inputs):
         const = "" if k in written else "const "  # read, then written back at the same element
-        lines.append(f"    {const}{CTYPE[inp.dtype]} *restrict in{k} = ({const}{CTYPE[inp.dtype]} *)p[{k}];")
+        lines.append(f"    {const}{CTYPE[inp.dtype]} *{restrict}in{k} = ({const}{CTYPE[inp.dtype]} *)p[{k}];")
     n = group.outer * group.inner
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         ct = CTYPE[group.ops[j].dtype]
         if slot < 0:
             continue  # written back through its input's pointer
-        lines.append(f"    {ct} *restrict out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
+        lines.append(f"    {ct} *{restrict}out{q} = ({ct} *)p[{len(group.inputs) + slot}] + {pos * n};")
+    red = group.reduce_op
+    if red is not None:  # the sum over rows: started at -0.0 (x + -0.0 is x), rows added in order
+        rt = CTYPE[group.ops[red].dtype]
+        lines.append(f"    {rt} *restrict red = ({rt} *)p[{len(group.inputs) + len(group.block_dtypes())}];")
+        lines.append(f"    for (int64_t c = 0; c < {group.inner}; c++) red[c] = -({rt})0;")
     lines.append(f"    for (int64_t o = 0; o < {group.outer}; o++) {{")
     lines.append("        #pragma omp simd")
     lines.append(f"        for (int64_t c = 0; c < {group.inner}; c++) {{")
     lines.append(f"            const int64_t i = o * {group.inner} + c;")
     for j, op in enumerate(group.ops):
-        lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){statement(group, op)};")
+        if op.dtype == "bool":  # held as an int 0/1: GCC leaves a loop with char temporaries scalar
+            lines.append(f"            const int t{j} = ({statement(group, op)}) != 0;")
+        else:
+            lines.append(f"            const {CTYPE[op.dtype]} t{j} = ({CTYPE[op.dtype]}){statement(group, op)};")
     for q, (j, (slot, pos)) in enumerate(zip(group.outputs, group.output_blocks())):
         lines.append(f"            {f'in{pos}' if slot < 0 else f'out{q}'}[i] = t{j};")
+    if red is not None:
+        lines.append(f"            red[c] += t{red};")
     lines += ["        }", "    }", "}", ""]
     return "\n".join(lines)

@@ -49,6 +49,10 @@ using std::tanh;
 using std::fabs;
 using std::fmax;
 using std::fmin;
+// CUDA's math headers declare these at global scope too (a fused kernel's finite-value tests)
+using std::isfinite;
+using std::isinf;
+using std::isnan;
 
 struct uint3 {
     unsigned x, y, z;
