@@ -125,18 +125,20 @@ def _check_integral(name, d):
 
 
 def _check_range(name, d, n):
-    if backend.is_cupy_array(d):
-        # on the device: no read back now; a bad label raises at the next read of a value
-        lo, hi = d.min(), d.max()
-        backend.defer_check((lo < 0) | (hi >= n), lambda: _range_message(name, int(lo), int(hi), n))
-        return
     # one compare: a negative signed label seen as unsigned is ≥ 2^(bits−1), so out of range too
-    u = d.view(d.dtype.str.replace("i", "u")) if d.dtype.kind == "i" else d
-    if bool((u >= n).any()):
+    bad = (d.view(d.dtype.str.replace("i", "u")) if d.dtype.kind == "i" else d) >= n
+    if backend.is_cupy_array(d):
+        # on the device (two kernels): no read back now; a bad label raises at the next read of a
+        # value, naming the smallest and largest labels then
+        backend.defer_check(bad.any(), lambda: _range_message(name, int(d.min()), int(d.max()), n, late=True))
+        return
+    if bool(bad.any()):
         raise ValueError(_range_message(name, int(d.min()), int(d.max()), n))
 
 
-def _range_message(name, lo, hi, n):
+def _range_message(name, lo, hi, n, late=False):
+    if late and 0 <= lo and hi < n:  # read after the check: the caller has fixed the labels since
+        return f"{name}: a label was out of range for {n} classes (valid: 0..{n - 1}) when it was checked"
     bad = lo if lo < 0 else hi
     return f"{name}: label {bad} is out of range for {n} classes (valid: 0..{n - 1})"
 

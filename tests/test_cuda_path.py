@@ -140,6 +140,17 @@ def test_a_bad_label_raises_at_the_next_read():
     gg.cuda.synchronize()  # reported once
 
 
+def test_a_bad_label_fixed_before_the_read_still_raises():
+    """The verdict is taken when the loss is computed; labels changed in place before the next read
+    still raise, saying the label was out of range when it was checked."""
+    z = gg.zeros((2, 3), device="cuda")
+    labels = gg.constant([0, 7], device="cuda")
+    loss = gg.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
+    labels.data[1] = 2
+    with pytest.raises(ValueError, match="a label was out of range for 3 classes .* when it was checked"):
+        loss.numpy()
+
+
 def test_gpu_environment_query_survives_a_missing_nvrtc():
     """The GPU check's device query reports the device even where NVRTC cannot be read (the simulated
     device has none): a missing NVRTC is reported on its own line."""
