@@ -397,12 +397,10 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
         else:  # the node leaves this graph, and is freed once no graph holds it
             tp = n.tapes
             if tp is not None and tape_id in tp:
-                if len(tp) > 1:
-                    n.tapes = tp - {tape_id}
-                else:
-                    n.tapes = None
-                    if not n.rg:  # Node.release, inlined
-                        n.inputs = n.backward = n.fast = n.versions = None
+                tp = tp - {tape_id} if len(tp) > 1 else None
+                n.tapes = tp
+                if tp is None and not n.rg:
+                    n.release()
     if arrays:
         return {sid: None if (g := have(sid)) is None else _plain(g) for sid in source_ids}
     return {sid: have(sid) for sid in source_ids}
