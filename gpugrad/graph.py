@@ -48,7 +48,7 @@ class Node:
     nothing records (a first-order gradient) runs it and makes no Tensor on the way.
     """
 
-    __slots__ = ("inputs", "backward", "fast", "tapes", "rg", "versions", "freed", "name", "seq", "__weakref__")
+    __slots__ = ("inputs", "backward", "fast", "tapes", "rg", "versions", "freed", "name", "seq", "out", "__weakref__")
 
     def __init__(self, inputs, backward, tapes, rg, name, fast=None):
         self.seq = next(_seq)  # creation order: a node's inputs were all made before it
@@ -60,6 +60,7 @@ class Node:
         self.freed = False
         self.name = name
         self.versions = None
+        self.out = _no_output
 
     def __repr__(self):
         return f"<{self.name}Backward>"
@@ -74,6 +75,10 @@ class Node:
 
 
 _new = object.__new__
+
+
+def _no_output():
+    return None
 
 
 def record(out_data, inputs: tuple, backward, name: str = "Op", fast=None) -> Tensor:
@@ -150,6 +155,7 @@ def record(out_data, inputs: tuple, backward, name: str = "Op", fast=None) -> Te
                 log.append(ref)
     if has_var:
         node.versions = [(v, v._version) for v in inputs if isinstance(v, Tensor) and v._is_var]
+    node.out = _weakref(out)
     out._node = node
     out._tapes = seen
     out._rg = rg
@@ -277,11 +283,11 @@ def composed_vjp(fn, inputs, cotangent, need):
         if seed.shape != out.shape:
             raise ValueError(f"composed_vjp: cotangent of shape {seed.shape} for an output of shape {out.shape}")
         if st.recording or not st.enabled:
-            got = walk([out], [seed], marked, tid, False)
+            got = walk([out], [seed], marked, tid, False, nodes)
         else:  # nothing records the backward pass: build no graph while it runs
             st.enabled = False
             try:
-                got = walk([out], [seed], marked, tid, False)
+                got = walk([out], [seed], marked, tid, False, nodes)
             finally:
                 st.enabled = True
     finally:
@@ -289,21 +295,41 @@ def composed_vjp(fn, inputs, cotangent, need):
     return tuple(got.get(id(x)) if m and isinstance(x, Tensor) else None for x, m in zip(inputs, need))
 
 
-def walk(targets, seeds, sources, tape_id, retain: bool):
+def walk(targets, seeds, sources, tape_id, retain: bool, log=None):
     """Backpropagate ``seeds`` from ``targets`` to ``sources``; returns ``{id(source): grad}``.
 
-    The graph is the nodes recorded on tape ``tape_id``, or with ``tape_id=None`` the
-    ``requires_grad`` graph. Nodes passed are released unless ``retain``. Iterative: a post-order
-    DFS gives the topological order, then one reverse sweep. (The hot path of every backward
-    pass: names are bound locally and each input's id is taken once.)
+    The graph is the nodes recorded on tape ``tape_id`` (``log``: the list of weak references
+    its nodes were appended to, in the order they were made), or with ``tape_id=None`` the
+    ``requires_grad`` graph. Nodes passed are released unless ``retain``.
+
+    A tape's log is already an order in which every node comes after its inputs' nodes, so its
+    walk is one reverse sweep over it. The ``requires_grad`` graph has no log: a post-order DFS
+    from the targets (iterative) finds its nodes, sorted by creation, then the same sweep.
 
     When nothing records the pass (recording is off: a first-order gradient), the sweep carries
     arrays, not Tensors: each node's ``fast`` rule runs where it has one, and only the gradients
     handed back are wrapped. Otherwise every step is a recorded op, for higher orders.
     """
-    source_ids = {id(s) for s in sources}
-    # 1. every tensor reachable through nodes of this graph (iterative, no recursion), with its
-    #    node and the ids of the node's inputs (0 for a constant)
+    if tape_id is not None and log is not None:
+        return _sweep(targets, seeds, sources, tape_id, retain, _tape_order(log, tape_id))
+    return _sweep(targets, seeds, sources, tape_id, retain, _dfs_order(targets, tape_id))
+
+
+def _tape_order(log, tape_id):
+    """The nodes of a tape's graph, last made first, each with its output (nodes whose output
+    is gone are skipped: nothing can pass a gradient to them)."""
+    for ref in reversed(log):
+        n = ref()
+        if n is not None:
+            tp = n.tapes
+            if tp is not None and tape_id in tp and n.inputs is not None:
+                t = n.out()
+                if t is not None:
+                    yield t, n
+
+
+def _dfs_order(targets, tape_id):
+    """The ``requires_grad`` graph's nodes reachable from ``targets``, last made first."""
     seen = {id(t) for t in targets}
     mark = seen.add
     stack = list(targets)
@@ -325,68 +351,82 @@ def walk(targets, seeds, sources, tape_id, retain: bool):
             tp = n.tapes
             if tp is None or tape_id not in tp or n.inputs is None:
                 continue
-        ids = []
-        add = ids.append
         for x in n.inputs:
             if isinstance(x, Tensor):
                 k = id(x)
-                add(k)
                 if k not in seen:
                     mark(k)
                     push(x)
-            else:
-                add(0)
-        keep((n.seq, t, n, ids))
-    # 2. topological order for free: nodes were created after their inputs (seq is unique);
-    #    inputs first, a tensor needs a gradient if it leads to a source (mask: which inputs do)
-    kept.sort()
-    need = dict.fromkeys(source_ids, True)
-    want = need.get
-    masks = []
-    add_mask = masks.append
-    for _, t, _n, ids in kept:
-        mask = list(map(want, ids))  # truthy where that input wants a gradient
-        add_mask(mask)
-        k = id(t)
-        if k not in need:
-            need[k] = True in mask
+        keep((n.seq, t, n))
+    kept.sort(reverse=True)
+    return [(t, n) for _, t, n in kept]
 
-    # 3. the sweep, on arrays when nothing records it
+
+def _sweep(targets, seeds, sources, tape_id, retain, order):
+    """The backward sweep over ``order`` ((output, node) pairs, last made first). An input wants
+    a gradient (``need``) if it is a source or the output of a node of this graph. (The hot path
+    of every backward pass: names are bound locally, and each input's id is taken once.)"""
+    source_ids = {id(s) for s in sources}
     arrays = not STATE.enabled
     grads = {}
+    # the tensors that got a gradient stay alive until the sweep is done: releasing a node drops
+    # its inputs, and an input must still be there when its own node's turn comes
+    held = []
+    hold = held.append
     for t, g in zip(targets, seeds):
         _accumulate(grads, t, g.data if arrays else g)
     have = grads.get
-    masks.reverse()
-    for (_, t, n, ids), mask in zip(reversed(kept), masks):
+    for t, n in order:
         k = id(t)
         g = have(k)
-        if g is not None and want(k):
-            if n.versions:
-                _check_versions(n)
-            if not arrays:
-                gin = n.backward(g, t, mask)
-            elif n.fast is None or (gin := n.fast(g, t, mask)) is None:
-                gin = [None if gx is None else gx.data for gx in n.backward(_plain(g), t, mask)]
-            for x, i, m, gx in zip(n.inputs, ids, mask, gin):
-                if m and gx is not None:
-                    xd = x.data
+        if g is None:
+            continue
+        if k not in source_ids:
+            del grads[k]
+        inputs = n.inputs
+        ids = []
+        mask = []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                i = id(x)
+                xn = x._node
+                if i in source_ids:
+                    m = True
+                elif xn is None:
+                    m = False
+                elif tape_id is None:
+                    m = xn.rg
+                else:
+                    m = (tp := xn.tapes) is not None and tape_id in tp
+                ids.append(i)
+                mask.append(m)
+            else:
+                ids.append(0)
+                mask.append(False)
+        if n.versions:
+            _check_versions(n)
+        if not arrays:
+            gin = n.backward(g, t, mask)
+        elif n.fast is None or (gin := n.fast(g, t, mask)) is None:
+            gin = [None if gx is None else gx.data for gx in n.backward(_plain(g), t, mask)]
+        for x, i, m, gx in zip(inputs, ids, mask, gin):
+            if m and gx is not None:
+                xd = x.data
+                gd = gx if arrays else gx.data
+                if gd.dtype is not xd.dtype and gd.dtype != xd.dtype:  # the op promoted (mixed dtypes)
+                    gx = gx.astype(xd.dtype)
                     gd = gx if arrays else gx.data
-                    if gd.dtype is not xd.dtype and gd.dtype != xd.dtype:  # the op promoted (mixed dtypes)
-                        gx = gx.astype(xd.dtype)
-                        gd = gx if arrays else gx.data
-                    prev = have(i)
-                    if prev is None:
-                        if gd.shape != xd.shape:
-                            raise RuntimeError(
-                                f"internal error in the backward of {n.name}: gradient of shape "
-                                f"{gd.shape} for an input of shape {x.shape}"
-                            )
-                        grads[i] = gx
-                    else:
-                        grads[i] = prev + gx
-            if k not in source_ids:
-                del grads[k]
+                prev = have(i)
+                if prev is None:
+                    if gd.shape != xd.shape:
+                        raise RuntimeError(
+                            f"internal error in the backward of {n.name}: gradient of shape "
+                            f"{gd.shape} for an input of shape {x.shape}"
+                        )
+                    grads[i] = gx
+                    hold(x)
+                else:
+                    grads[i] = prev + gx
         if retain:
             continue
         if tape_id is None:

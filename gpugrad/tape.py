@@ -151,11 +151,11 @@ class GradientTape:
         srcs = [s for s in sources if isinstance(s, Tensor) and self._source_ok(s, targets)]
         st = STATE
         if st.recording or not st.enabled:
-            got = graph.walk(targets, seeds, srcs, self._id, retain)
+            got = graph.walk(targets, seeds, srcs, self._id, retain, self._nodes)
         else:  # no tape records the backward pass: build no graph while it runs
             st.enabled = False
             try:
-                got = graph.walk(targets, seeds, srcs, self._id, retain)
+                got = graph.walk(targets, seeds, srcs, self._id, retain, self._nodes)
             finally:
                 st.enabled = True
         return [got.get(id(s)) if isinstance(s, Tensor) else None for s in sources]
