@@ -67,7 +67,8 @@ class Node:
 
     def release(self):
         """Drop what the node keeps for the backward pass (inputs, saved arrays in the closure);
-        the tensor it belongs to keeps its value only."""
+        the tensor it belongs to keeps its value only. (The compiled engine's ``release`` does the
+        same.)"""
         self.inputs = None
         self.backward = None
         self.fast = None
@@ -311,8 +312,8 @@ def walk(targets, seeds, sources, tape_id, retain: bool, log=None):
     handed back are wrapped. Otherwise every step is a recorded op, for higher orders.
     """
     if tape_id is not None and log is not None:
-        return _sweep(targets, seeds, sources, tape_id, retain, _tape_order(log, tape_id))
-    return _sweep(targets, seeds, sources, tape_id, retain, _dfs_order(targets, tape_id))
+        return _sweep(targets, seeds, sources, tape_id, retain, log=log)
+    return _sweep(targets, seeds, sources, tape_id, retain, order=_dfs_order(targets, tape_id))
 
 
 def _tape_order(log, tape_id):
@@ -362,20 +363,34 @@ def _dfs_order(targets, tape_id):
     return [(t, n) for _, t, n in kept]
 
 
-def _sweep(targets, seeds, sources, tape_id, retain, order):
-    """The backward sweep over ``order`` ((output, node) pairs, last made first). An input wants
-    a gradient (``need``) if it is a source or the output of a node of this graph. (The hot path
-    of every backward pass: names are bound locally, and each input's id is taken once.)"""
+def _sweep(targets, seeds, sources, tape_id, retain, log=None, order=None):
+    """The backward sweep over a tape's ``log`` or over ``order`` ((output, node) pairs, last made
+    first); returns ``{id(source): grad}``. An input wants a gradient (``need``) if it is a source
+    or the output of a node of this graph."""
     source_ids = {id(s) for s in sources}
     arrays = not STATE.enabled
     grads = {}
     # the tensors that got a gradient stay alive until the sweep is done: releasing a node drops
     # its inputs, and an input must still be there when its own node's turn comes
     held = []
-    hold = held.append
     for t, g in zip(targets, seeds):
         _accumulate(grads, t, g.data if arrays else g)
+    if ENGINE is not None:
+        ENGINE.sweep(grads, source_ids, tape_id, retain, arrays, held, log, order)
+    else:
+        _sweep_loop(grads, source_ids, tape_id, retain, arrays, held,
+                    _tape_order(log, tape_id) if log is not None else order)
     have = grads.get
+    if arrays:
+        return {sid: None if (g := have(sid)) is None else _plain(g) for sid in source_ids}
+    return {sid: have(sid) for sid in source_ids}
+
+
+def _sweep_loop(grads, source_ids, tape_id, retain, arrays, held, order):
+    """The loop of the sweep (the reference of the compiled engine's ``sweep``; the hot path of
+    every backward pass: names are bound locally, and each input's id is taken once)."""
+    have = grads.get
+    hold = held.append
     for t, n in order:
         k = id(t)
         g = have(k)
@@ -408,7 +423,7 @@ def _sweep(targets, seeds, sources, tape_id, retain, order):
         if not arrays:
             gin = n.backward(g, t, mask)
         elif n.fast is None or (gin := n.fast(g, t, mask)) is None:
-            gin = [None if gx is None else gx.data for gx in n.backward(_plain(g), t, mask)]
+            gin = _by_backward(n, g, t, mask)
         for x, i, m, gx in zip(inputs, ids, mask, gin):
             if m and gx is not None:
                 xd = x.data
@@ -419,10 +434,7 @@ def _sweep(targets, seeds, sources, tape_id, retain, order):
                 prev = have(i)
                 if prev is None:
                     if gd.shape != xd.shape:
-                        raise RuntimeError(
-                            f"internal error in the backward of {n.name}: gradient of shape "
-                            f"{gd.shape} for an input of shape {x.shape}"
-                        )
+                        _shape_error(n, gd, x)
                     grads[i] = gx
                     hold(x)
                 else:
@@ -441,9 +453,17 @@ def _sweep(targets, seeds, sources, tape_id, retain, order):
                 n.tapes = tp
                 if tp is None and not n.rg:
                     n.release()
-    if arrays:
-        return {sid: None if (g := have(sid)) is None else _plain(g) for sid in source_ids}
-    return {sid: have(sid) for sid in source_ids}
+
+
+def _by_backward(n, g, t, mask):
+    """A node's gradients on arrays from its recorded rule (for nodes with no rule on arrays)."""
+    return [None if gx is None else gx.data for gx in n.backward(_plain(g), t, mask)]
+
+
+def _shape_error(n, gd, x):
+    raise RuntimeError(
+        f"internal error in the backward of {n.name}: gradient of shape {gd.shape} for an input of shape {x.shape}"
+    )
 
 
 _plain = Tensor._make  # an array as a Tensor of no graph
@@ -460,3 +480,30 @@ def _accumulate(grads, x, g):
         grads[k] = g
     else:
         grads[k] = prev + g
+
+
+ENGINE = None  # the compiled engine (gpugrad.native), or None: the Python loops above
+
+
+def use_engine(on: bool) -> bool:
+    """Run ``record`` and the backward sweep compiled (``on``, where :mod:`gpugrad.native` can
+    build them) or in Python; returns whether the compiled engine is now in use. Modules that
+    bound ``record`` before the switch keep the one they bound: switch before importing gpugrad's
+    ops, or through ``GPUGRAD_NATIVE`` (see the tests, which run both)."""
+    global ENGINE, record
+    if on:
+        from . import native
+
+        mod = native.load()
+        if mod is not None:
+            mod.setup(Tensor, Node, STATE, _seq, _autowatch, _by_backward, _shape_error, _check_versions)
+            ENGINE = mod
+            record = mod.record
+            return True
+    ENGINE = None
+    record = record_py
+    return False
+
+
+record_py = record
+use_engine(True)

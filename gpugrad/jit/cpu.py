@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import platform
-import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..native.build import build, compiler  # noqa: F401  (compiler: re-exported)
 from .fusion import Group
 from .render_c import render
 
@@ -33,39 +30,6 @@ NP_DTYPE = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "bool": np
 def fusion_on() -> bool:
     """``GPUGRAD_FUSION`` is not 0 (on CUDA, NVRTC compiles the groups; on the CPU, the C compiler)."""
     return os.environ.get("GPUGRAD_FUSION", "1") != "0"
-
-
-@functools.cache
-def compiler() -> str | None:
-    for cc in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cc and shutil.which(cc):
-            return shutil.which(cc)
-    return None
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("GPUGRAD_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "gpugrad")
-    return Path(root) / "fusion"
-
-
-@functools.cache
-def _machine() -> str:
-    """What the cache key knows of the compiler and the CPU (``-march=native`` depends on it)."""
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith(("model name", "flags")):
-                    cpu += line
-                if line.startswith("flags"):
-                    break
-    except OSError:
-        cpu += platform.processor()
-    try:
-        version = subprocess.run([compiler(), "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        version = ""
-    return cpu + version
 
 
 @functools.cache
@@ -81,21 +45,7 @@ def _libmvec() -> bool:
 
 
 def _build(src: str, libs: list[str]) -> Path:
-    key = hashlib.sha256("\0".join([src, *FLAGS, *libs, _machine()]).encode()).hexdigest()[:32]
-    out = cache_dir() / f"{key}.so"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        c = Path(tmp) / "k.c"
-        c.write_text(src)
-        so = Path(tmp) / "k.so"
-        r = subprocess.run([compiler(), *FLAGS, str(c), "-o", str(so), *libs], capture_output=True, text=True,
-                           timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"C compile of a fused group failed:\n{r.stderr[-2000:]}")
-        os.replace(so, out)  # atomic: another process may be building the same library
-    return out
+    return build(src, FLAGS, libs, "fusion", what="a fused group")
 
 
 _loaded: dict = {}

@@ -27,7 +27,13 @@ def _xp(d):
 # -- binary -------------------------------------------------------------------------------------
 
 
-def _binary(name, fn, bwd, fast=None):
+def _binary(name, fn, bwd, fast=None, scalar_fast=(None, None)):
+    """A binary op; ``scalar_fast`` are its rules on arrays when the second (first) operand is a
+    Python number: the other has the output's shape, so nothing is summed back (``fast`` serves
+    where they are None)."""
+    fast_b = scalar_fast[0] or fast
+    fast_a = scalar_fast[1] or fast
+
     def op(a, b):
         # fast path: a Tensor with a Tensor of the same array type, or with a Python number
         if isinstance(a, Tensor) and isinstance(b, Tensor) and type(a.data) is type(b.data):
@@ -40,11 +46,13 @@ def _binary(name, fn, bwd, fast=None):
             bd = b
             if b.__class__ is float and ad.dtype.kind != "f":  # an integer tensor with a Python float
                 ad = promote(ad, bd)[0]
+            return record(fn(ad, bd), (a, b), bwd, name, fast_b)  # a number never fails to broadcast
         elif a.__class__ in _SCALARS and isinstance(b, Tensor):  # a Python number first (2.0 * t)
             ad = a
             bd = b.data
             if a.__class__ is float and bd.dtype.kind != "f":
                 bd = promote(ad, bd)[1]
+            return record(fn(ad, bd), (a, b), bwd, name, fast_a)
         else:
             a, b, ad, bd = pair(a, b, name)
         try:
@@ -124,10 +132,22 @@ _max_bwd, _max_fast = _both(_max_rule)
 _min_bwd, _min_fast = _both(_min_rule)
 
 
-add = _binary("add", operator.add, _add_bwd, _add_fast)
-subtract = _binary("subtract", operator.sub, _sub_bwd, _sub_fast)
-multiply = _binary("multiply", operator.mul, _mul_bwd, _mul_fast)
-divide = _binary("divide", operator.truediv, _div_bwd, _div_fast)
+add = _binary("add", operator.add, _add_bwd, _add_fast, (
+    lambda g, out, need: (g if need[0] else None, None),
+    lambda g, out, need: (None, g if need[1] else None),
+))
+subtract = _binary("subtract", operator.sub, _sub_bwd, _sub_fast, (
+    lambda g, out, need: (g if need[0] else None, None),
+    lambda g, out, need: (None, -g if need[1] else None),
+))
+multiply = _binary("multiply", operator.mul, _mul_bwd, _mul_fast, (
+    lambda g, out, need: (g * out._node.inputs[1] if need[0] else None, None),
+    lambda g, out, need: (None, g * out._node.inputs[0] if need[1] else None),
+))
+divide = _binary("divide", operator.truediv, _div_bwd, _div_fast, (
+    lambda g, out, need: (g / out._node.inputs[1] if need[0] else None, None),
+    None,
+))
 pow = _binary("pow", operator.pow, _pow_bwd)  # noqa: A001
 maximum = _binary("maximum", lambda a, b: _xp(a if hasattr(a, "shape") else b).maximum(a, b), _max_bwd, _max_fast)
 minimum = _binary("minimum", lambda a, b: _xp(a if hasattr(a, "shape") else b).minimum(a, b), _min_bwd, _min_fast)

@@ -393,11 +393,15 @@ def _node_fast(cls):
         return None
     grad_cls, of = cls.grad_op
     run = grad_cls.run
+    fcpu = grad_cls.forward_cpu
     from_output = of == "output"
 
     def node_fast(g, out, need, params=None, saved=None):
         src = out.data if from_output else out._node.inputs[0].data
-        return (run(src, g, **params) if params else run(src, g),)
+        if params:
+            return (run(src, g, **params),)
+        # NumPy straight to forward_cpu (what run would pick), one call less per backward step
+        return (fcpu(src, g) if src.__class__ is np.ndarray else run(src, g),)
 
     return node_fast
 
