@@ -18,6 +18,8 @@ def main() -> None:
         print(f" ({props['name'].decode()}, CuPy {cp.__version__})")
     else:
         print(" (no usable CUDA GPU: running on NumPy)")
+    print("graph engine:", "compiled (gpugrad/native/engine.c)" if gg.graph.ENGINE is not None
+          else "Python (no C compiler or Python headers found, or GPUGRAD_NATIVE=0)")
 
     # a tape gradient: d(x²)/dx at 3
     x = gg.Variable(3.0)
