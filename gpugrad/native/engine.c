@@ -113,15 +113,17 @@ static PyObject *py_record(PyObject *self, PyObject *const *args, Py_ssize_t nar
         Py_DECREF(st);
         goto fail;
     }
+    Py_INCREF(rec); /* held: the autowatch callback below runs Python code */
     PyObject *seq_inputs = PySequence_Fast(inputs, "record: inputs must be a tuple");
     if (seq_inputs == NULL) {
+        Py_DECREF(rec);
         Py_DECREF(st);
         goto fail;
     }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq_inputs);
     PyObject **items = PySequence_Fast_ITEMS(seq_inputs);
     int rg = 0, has_var = 0;
-    PyObject *seen = NULL; /* owned */
+    PyObject *seen = NULL, *autowatch = NULL; /* owned */
     if (PyObject_Not(rec)) {
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *x = items[i];
@@ -139,9 +141,10 @@ static PyObject *py_record(PyObject *self, PyObject *const *args, Py_ssize_t nar
             }
         }
     } else {
-        PyObject *autowatch = PyDict_GetItemWithError(st, s_autowatch);
+        autowatch = PyDict_GetItemWithError(st, s_autowatch);
         if (autowatch == NULL)
             goto fail_in;
+        Py_INCREF(autowatch);
         int aw = PyObject_IsTrue(autowatch);
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *x = items[i];
@@ -315,11 +318,15 @@ static PyObject *py_record(PyObject *self, PyObject *const *args, Py_ssize_t nar
     put(out, T_rg, rgv);
 done_plain:
     Py_XDECREF(seen);
+    Py_XDECREF(autowatch);
+    Py_DECREF(rec);
     Py_DECREF(seq_inputs);
     Py_DECREF(st);
     return out;
 fail_in:
     Py_XDECREF(seen);
+    Py_XDECREF(autowatch);
+    Py_DECREF(rec);
     Py_DECREF(seq_inputs);
     Py_DECREF(st);
 fail:
