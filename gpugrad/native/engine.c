@@ -88,13 +88,101 @@ static inline int subset(PyObject *a, PyObject *b) {
 }
 
 /* record(out_data, inputs, backward, name="Op", fast=None) */
+static PyObject *record(PyObject *data, PyObject *inputs, PyObject *backward, PyObject *name, PyObject *fast);
+
 static PyObject *py_record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs < 3 || nargs > 5) {
         PyErr_SetString(PyExc_TypeError, "record(out_data, inputs, backward, name='Op', fast=None)");
         return NULL;
     }
-    PyObject *data = args[0], *inputs = args[1], *backward = args[2];
-    PyObject *name = nargs > 3 ? args[3] : NULL, *fast = nargs > 4 ? args[4] : Py_None;
+    return record(args[0], args[1], args[2], nargs > 3 ? args[3] : NULL, nargs > 4 ? args[4] : Py_None);
+}
+
+/* dtype.kind of an array's dtype is 'f' (1), something else (0), or an error (-1) */
+static int float_kind(PyObject *dt) {
+    PyObject *kind = PyObject_GetAttr(dt, s_kind);
+    if (kind == NULL)
+        return -1;
+    const char *k = PyUnicode_AsUTF8(kind);
+    int f = k != NULL && k[0] == 'f' && k[1] == 0;
+    Py_DECREF(kind);
+    return k == NULL ? -1 : f;
+}
+
+/* whether an array's dtype is a float one (errors count as no, and are cleared) */
+static int holds_floats(PyObject *arr) {
+    PyObject *dt = PyObject_GetAttr(arr, s_dtype);
+    int f = dt ? float_kind(dt) : -1;
+    Py_XDECREF(dt);
+    if (f < 0)
+        PyErr_Clear();
+    return f == 1;
+}
+
+static inline int py_number(PyObject *x) { return PyFloat_CheckExact(x) || PyLong_CheckExact(x); }
+
+/* binary(spec, a, b): an arithmetic op's common cases, as the op function of ops/math.py runs them:
+ * two Tensors of one array type and one dtype, or a Tensor and a Python number that needs no
+ * promotion. spec = (fn, python_op, backward, name, fast, fast_number_second, fast_number_first).
+ * Anything else, and any error of fn (a broadcast), goes to python_op, which raises its own message. */
+static PyObject *py_binary(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 7) {
+        PyErr_SetString(PyExc_TypeError, "binary(spec, a, b) with spec a 7-tuple");
+        return NULL;
+    }
+    PyObject **spec = &PyTuple_GET_ITEM(args[0], 0);
+    PyObject *a = args[1], *b = args[2], *ad, *bd, *fast;
+    if (is_tensor(a)) {
+        ad = get(a, T_data);
+        if (is_tensor(b)) {
+            bd = get(b, T_data);
+            if (Py_TYPE(ad) != Py_TYPE(bd))
+                goto python;
+            PyObject *da = PyObject_GetAttr(ad, s_dtype), *db = da ? PyObject_GetAttr(bd, s_dtype) : NULL;
+            Py_XDECREF(da);
+            Py_XDECREF(db);
+            if (db == NULL) {
+                PyErr_Clear();
+                goto python;
+            }
+            if (da != db) /* promotion, or two dtype objects that may be equal: the Python op decides */
+                goto python;
+            fast = spec[4];
+        } else if (py_number(b)) {
+            bd = b;
+            fast = spec[5];
+            if (PyFloat_CheckExact(b) && !holds_floats(ad)) /* an integer tensor with a float is promoted */
+                goto python;
+        } else
+            goto python;
+    } else if (py_number(a) && is_tensor(b)) {
+        ad = a;
+        bd = get(b, T_data);
+        fast = spec[6];
+        if (PyFloat_CheckExact(a) && !holds_floats(bd))
+            goto python;
+    } else
+        goto python;
+    {
+        PyObject *call[2] = {ad, bd};
+        PyObject *out = PyObject_Vectorcall(spec[0], call, 2, NULL);
+        if (out == NULL) {
+            PyErr_Clear();
+            goto python;
+        }
+        PyObject *inputs = PyTuple_Pack(2, a, b);
+        PyObject *t = inputs ? record(out, inputs, spec[2], spec[3], fast) : NULL;
+        Py_XDECREF(inputs);
+        Py_DECREF(out);
+        return t;
+    }
+python : {
+    PyObject *call[2] = {a, b};
+    return PyObject_Vectorcall(spec[1], call, 2, NULL);
+}
+}
+
+static PyObject *record(PyObject *data, PyObject *inputs, PyObject *backward, PyObject *name, PyObject *fast) {
     PyObject *out = make(data);
     if (out == NULL)
         return NULL;
@@ -667,6 +755,7 @@ static PyMethodDef methods[] = {
     {"make", py_make, METH_O, "Tensor._make"},
     {"record", (PyCFunction)(void (*)(void))py_record, METH_FASTCALL, "graph.record"},
     {"sweep", (PyCFunction)(void (*)(void))py_sweep, METH_FASTCALL, "the loop of graph._sweep"},
+    {"binary", (PyCFunction)(void (*)(void))py_binary, METH_FASTCALL, "an arithmetic op's common cases"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -13,11 +13,12 @@ import operator
 
 import numpy as np
 
-from .. import backend
+from .. import backend, graph
 from ..tensor import Tensor, is_float
 from .base import broadcast_error, needs_promotion, operand, pair, promote, record, to_float, unary, unbroadcast
 
 _SCALARS = (int, float)
+_ENGINE = graph.ENGINE  # the compiled engine, or None
 
 
 def _xp(d):
@@ -64,7 +65,19 @@ def _binary(name, fn, bwd, fast=None, scalar_fast=(None, None)):
         return record(out, (a, b), bwd, name, fast)
 
     op.__name__ = name
-    return op
+    if _ENGINE is None:
+        return op
+    # the common cases (a Tensor with a Tensor of its dtype, or with a Python number) in the
+    # compiled engine; the rest, and every error, in ``op`` above
+    spec = (fn, op, bwd, name, fast, fast_b, fast_a)
+    compiled = _ENGINE.binary
+
+    def binary(a, b):
+        return compiled(spec, a, b)
+
+    binary.__name__ = binary.__qualname__ = name
+    binary.python = op
+    return binary
 
 
 def _both(rule):
