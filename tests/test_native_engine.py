@@ -316,3 +316,45 @@ def test_the_suite_core_passes_with_the_python_loops_alone():
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files],
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_threads_record_and_sweep_their_own_graphs(loops):
+    """Each thread has its own recording state (tapes, no_grad): the engine reads it per call."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    xs = [gg.tensor(rng.standard_normal(50)) for _ in range(4)]
+
+    def grad_of(x):
+        with gg.GradientTape() as tape:
+            tape.watch(x)
+            y = x
+            for _ in range(20):
+                y = gg.tanh(gg.sigmoid(y * 1.01 + 0.1))
+            s = gg.sum(y)
+        return tape.gradient(s, x).numpy()
+
+    want = [grad_of(x) for x in xs]
+    got = [[] for _ in xs]
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(30):
+                if i % 2:
+                    with gg.no_grad():  # another thread's no_grad must not reach this one's tapes
+                        gg.sigmoid(xs[i] * 2.0)
+                got[i].append(grad_of(xs[i]))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for w, g in zip(want, got):
+        assert len(g) == 30
+        for one in g:
+            np.testing.assert_array_equal(one, w)
