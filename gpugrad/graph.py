@@ -230,13 +230,18 @@ def release_graph(tape_id: int, nodes: list) -> None:
     for ref in nodes:  # each leaves the graph; one that no graph holds any more is freed
         node = ref()
         if node is not None:
-            t = node.tapes
-            if t is not None and tape_id in t:
-                t = t - {tape_id} if len(t) > 1 else None
-                node.tapes = t
-                if t is None and not node.rg:
-                    node.release()
+            _leave(node, tape_id)
     nodes.clear()
+
+
+def _leave(node, tape_id) -> None:
+    """``node`` leaves the graph of tape ``tape_id``, and is freed once no graph holds it."""
+    t = node.tapes
+    if t is not None and tape_id in t:
+        t = t - {tape_id} if len(t) > 1 else None
+        node.tapes = t
+        if t is None and not node.rg:
+            node.release()
 
 
 def start_graph(tape_id: int, nodes: list) -> None:
@@ -446,13 +451,8 @@ def _sweep_loop(grads, source_ids, tape_id, retain, arrays, held, order):
                 n.freed = True
                 if not n.tapes:
                     n.release()
-        else:  # the node leaves this graph, and is freed once no graph holds it
-            tp = n.tapes
-            if tp is not None and tape_id in tp:
-                tp = tp - {tape_id} if len(tp) > 1 else None
-                n.tapes = tp
-                if tp is None and not n.rg:
-                    n.release()
+        else:
+            _leave(n, tape_id)
 
 
 def _by_backward(n, g, t, mask):
@@ -482,28 +482,20 @@ def _accumulate(grads, x, g):
         grads[k] = prev + g
 
 
-ENGINE = None  # the compiled engine (gpugrad.native), or None: the Python loops above
+record_py = record  # the reference (and what runs where the compiled engine cannot be built)
 
 
-def use_engine(on: bool) -> bool:
-    """Run ``record`` and the backward sweep compiled (``on``, where :mod:`gpugrad.native` can
-    build them) or in Python; returns whether the compiled engine is now in use. Modules that
-    bound ``record`` before the switch keep the one they bound: switch before importing gpugrad's
-    ops, or through ``GPUGRAD_NATIVE`` (see the tests, which run both)."""
-    global ENGINE, record
-    if on:
-        from . import native
+def _load_engine():
+    """The compiled engine (:mod:`gpugrad.native`) bound to this module's classes and state, or
+    None: the Python loops above then run (no compiler or headers, or ``GPUGRAD_NATIVE=0``)."""
+    from . import native
 
-        mod = native.load()
-        if mod is not None:
-            mod.setup(Tensor, Node, STATE, _seq, _autowatch, _by_backward, _shape_error, _check_versions)
-            ENGINE = mod
-            record = mod.record
-            return True
-    ENGINE = None
-    record = record_py
-    return False
+    mod = native.load()
+    if mod is not None:
+        mod.setup(Tensor, Node, STATE, _seq, _autowatch, _by_backward, _shape_error, _check_versions)
+    return mod
 
 
-record_py = record
-use_engine(True)
+ENGINE = _load_engine()
+if ENGINE is not None:
+    record = ENGINE.record
